@@ -1,0 +1,528 @@
+"""Integer elementwise Add and Mul with each runtime's rescaling (NumPy broadcasting).
+
+Every scheme is one short, named kernel; the parameter objects hold what the runtime
+derives once at "prepare" time (multipliers, shifts, float ratios), so a reader finds the
+whole arithmetic of a scheme in two places: ``*_params`` (prepare) and the ``_*_kernel``.
+
+Schemes
+-------
+``tflite``        TFLite ADD (int8 / uint8 / int16): both inputs shifted left by 20 (int16: 15),
+                  each rescaled by its own Q31 multiplier relative to twice the larger input
+                  scale, summed in int32, rescaled to the output: gemmlowp double rounding,
+                  ties away from zero. Same under the reference and the optimized resolver.
+``tflite`` (mul)  TFLite MUL: ``(a-za)*(b-zb)`` in int32 times Q31 ``M0`` of
+                  ``double(sa)*double(sb)/double(sy)``, gemmlowp double rounding.
+``onnxruntime``   com.microsoft QLinearAdd on x86-64 (MLAS AVX2): float32
+                  ``fixed = f32(zc) - (rA*za + rB*zb)``; ``y = rne(fma(a, rA, fma(b, rB, fixed)))``
+                  with ``rA = f32(sa/sc)``, ``rB = f32(sb/sc)``; when one input is a broadcast scalar
+                  in the innermost span it is folded into ``fixed`` first (ORT swaps it to B).
+                  QLinearMul (MLAS SSE2): ``rne(f32(f32(p) * f32(f32(sa*sb)/sc)) + f32(zc))``
+                  with ``p = (a-za)*(b-zb)``. Saturating pack to the output type.
+``onnx_reference`` float64 dequantize, add / multiply, divide by the output scale, ``rne``.
+
+Example
+-------
+>>> import numpy as np
+>>> from hwsim.kernels.elementwise import qadd
+>>> a = np.array([1, 2, 127], np.int8); b = np.array([-128, 5, 9], np.int8)
+>>> qadd(a, b, (0.5, 1), (0.25, -3), (1.0, 0), "int8", scheme="tflite_reference").tolist()
+[-31, 3, 66]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import KernelError
+
+from ._config import njit
+
+__all__ = [
+    "TfliteAddParams", "TfliteMulParams", "OrtAddParams", "OrtMulParams",
+    "tflite_quantize_multiplier", "tflite_add_params", "tflite_mul_params",
+    "ort_add_params", "ort_mul_params",
+    "add_tflite", "mul_tflite", "add_ort", "mul_ort", "add_onnx_reference", "mul_onnx_reference",
+    "qadd", "qmul", "ADD_SCHEMES", "MUL_SCHEMES",
+]
+
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767),
+           "uint16": (0, 65535)}
+
+
+def _range(dtype) -> tuple[int, int]:
+    name = np.dtype(dtype).name
+    if name not in _RANGES:
+        raise KernelError(f"elementwise: unsupported integer type {name!r} "
+                          f"(supported: {', '.join(_RANGES)})")
+    return _RANGES[name]
+
+
+# --------------------------------------------------------------------------- prepare (host)
+
+def tflite_quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: ``real = M0 * 2^(shift-31)``, ``M0`` in [2^30, 2^31).
+
+    Mantissa rounded half away from zero (``std::round``); ``M0 == 2^31`` folds to ``2^30``
+    with ``shift+1``; ``shift < -31`` flushes to ``(0, 0)``; ``real == 0`` gives ``(0, 0)``.
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(float(real))
+    t = q * 2.0 ** 31
+    q_fixed = int(math.floor(abs(t) + 0.5)) * (1 if t >= 0 else -1)
+    if q_fixed == 2 ** 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+@dataclass(frozen=True)
+class TfliteAddParams:
+    """What TFLite's ADD prepare derives (``add.cc``)."""
+
+    left_shift: int
+    a_offset: int          # -za
+    a_mult: int
+    a_shift: int           # <= 0
+    b_offset: int
+    b_mult: int
+    b_shift: int
+    out_mult: int
+    out_shift: int
+    out_offset: int        # +zy
+    qmin: int
+    qmax: int
+    out_dtype: str
+
+
+def tflite_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
+                      act_min=None, act_max=None) -> TfliteAddParams:
+    """TFLite ADD prepare: left shift 20 (int8/uint8) or 15 (int16, zero points 0),
+    ``twice_max = 2*max(sa, sb)`` in double, three ``QuantizeMultiplier`` (all <= 1)."""
+    lo, hi = _range(dtype)
+    name = np.dtype(dtype).name
+    sa, sb, sy = (float(np.float32(v)) for v in (a_scale, b_scale, y_scale))
+    if min(sa, sb, sy) <= 0:
+        raise KernelError("tflite ADD: scales must be positive")
+    left_shift = 15 if name == "int16" else 20
+    twice_max = 2.0 * max(sa, sb)
+    m1, s1 = tflite_quantize_multiplier(sa / twice_max)
+    m2, s2 = tflite_quantize_multiplier(sb / twice_max)
+    mo, so = tflite_quantize_multiplier(twice_max / (float(1 << left_shift) * sy))
+    if s1 > 0 or s2 > 0 or so > 0:
+        raise KernelError("tflite ADD: output multiplier >= 1 (output scale too small for "
+                          "the input scales; TFLite rejects this model)")
+    qmin = lo if act_min is None else max(lo, int(act_min))
+    qmax = hi if act_max is None else min(hi, int(act_max))
+    return TfliteAddParams(left_shift, -int(a_zp), m1, s1, -int(b_zp), m2, s2, mo, so,
+                           int(y_zp), qmin, qmax, name)
+
+
+@dataclass(frozen=True)
+class TfliteMulParams:
+    """What TFLite's MUL prepare derives (``mul.cc``)."""
+
+    a_offset: int
+    b_offset: int
+    out_mult: int
+    out_shift: int
+    out_offset: int
+    qmin: int
+    qmax: int
+    out_dtype: str
+
+
+def tflite_mul_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
+                      act_min=None, act_max=None) -> TfliteMulParams:
+    """TFLite MUL prepare: ``QuantizeMultiplier(double(sa)*double(sb)/double(sy))``."""
+    lo, hi = _range(dtype)
+    sa, sb, sy = (float(np.float32(v)) for v in (a_scale, b_scale, y_scale))
+    m, s = tflite_quantize_multiplier(sa * sb / sy)
+    qmin = lo if act_min is None else max(lo, int(act_min))
+    qmax = hi if act_max is None else min(hi, int(act_max))
+    return TfliteMulParams(-int(a_zp), -int(b_zp), m, s, int(y_zp), qmin, qmax,
+                           np.dtype(dtype).name)
+
+
+@dataclass(frozen=True)
+class OrtAddParams:
+    """ONNX Runtime QLinearAdd (MLAS) constants, all float32."""
+
+    ratio_a: float     # f32(sa / sc)
+    ratio_b: float     # f32(sb / sc)
+    fixed: float       # f32(zc) - fma(ratio_a, za, f32(ratio_b*zb))
+    fixed_swapped: float  # the same with A and B exchanged (ORT swaps a broadcast-scalar A into B)
+    qmin: int
+    qmax: int
+    out_dtype: str
+
+
+def _f32(x) -> float:
+    return float(np.float32(x))
+
+
+def _fma32(x: float, y: float, z: float) -> float:
+    """float32 fused multiply-add, rounded once (host version of :func:`_fma_f32`)."""
+    return float(_fma_f32(np.float64(x), np.float64(y), np.float64(z)))
+
+
+def ort_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="uint8") -> OrtAddParams:
+    """QLinearAdd prepare as MLAS does it: ratios in float32, then the fixed part
+    ``f32(zc) - fma(rA, za, f32(rB*zb))`` (the compiler contracts the inner sum to an FMA)."""
+    lo, hi = _range(dtype)
+    sa, sb, sc = np.float32(a_scale), np.float32(b_scale), np.float32(y_scale)
+    ra = _f32(sa / sc)
+    rb = _f32(sb / sc)
+    return OrtAddParams(ra, rb, _ort_fixed(ra, a_zp, rb, b_zp, y_zp),
+                        _ort_fixed(rb, b_zp, ra, a_zp, y_zp), lo, hi, np.dtype(dtype).name)
+
+
+def _ort_fixed(ra, za, rb, zb, zc) -> float:
+    inner = _fma32(ra, float(za), _f32(np.float32(rb) * np.float32(zb)))
+    return _f32(np.float32(zc) - np.float32(inner))
+
+
+@dataclass(frozen=True)
+class OrtMulParams:
+    """ONNX Runtime QLinearMul (MLAS SSE2) constants."""
+
+    ratio: float       # f32(f32(sa*sb)/sc)
+    a_zp: int
+    b_zp: int
+    zc: float          # f32(zc)
+    qmin: int
+    qmax: int
+    out_dtype: str
+
+
+def ort_mul_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="uint8") -> OrtMulParams:
+    """QLinearMul prepare: ``f32(f32(sa*sb)/sc)``."""
+    lo, hi = _range(dtype)
+    sa, sb, sc = np.float32(a_scale), np.float32(b_scale), np.float32(y_scale)
+    ratio = _f32(np.float32(sa * sb) / sc)
+    return OrtMulParams(ratio, int(a_zp), int(b_zp), float(np.float32(y_zp)), lo, hi,
+                        np.dtype(dtype).name)
+
+
+# --------------------------------------------------------------------------- Numba primitives
+
+_I32_MIN = -(1 << 31)
+_I32_MAX = (1 << 31) - 1
+
+
+@njit
+def _srdhm(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64:
+    ``(a*b + (2^30 or 1-2^30)) / 2^31`` truncated toward zero (ties away); saturates
+    the single overflow case ``a == b == -2^31``."""
+    if a == _I32_MIN and b == _I32_MIN:
+        return np.int64(_I32_MAX)
+    ab = np.int64(a) * np.int64(b)
+    nudge = np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30))
+    s = ab + nudge
+    q = s >> 31                      # floor
+    if s < 0 and (s & ((1 << 31) - 1)) != 0:
+        q += 1                       # C++ division truncates toward zero
+    return q
+
+
+@njit
+def _rdbpot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: arithmetic shift right, ties away from zero."""
+    if exponent == 0:
+        return x
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@njit
+def _wrap32(x):
+    """Two's-complement wrap of an int64 to int32 (what C++ int32 arithmetic does)."""
+    return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
+
+
+@njit
+def _fma_f32(x, y, z):
+    """float32 fma(x, y, z) for float32-valued float64 inputs, rounded once.
+
+    ``x*y`` is exact in float64 (24+24 bits); the float64 sum is corrected with its exact
+    TwoSum error when it lands on a float32 rounding tie, so the result equals a true
+    single-rounding float32 FMA."""
+    p = x * y
+    s = p + z
+    bp = s - z
+    e = (p - bp) + (z - (s - bp))         # TwoSum: s + e == p + z exactly
+    r = np.float32(s)
+    if e != 0.0:
+        d = s - np.float64(r)
+        if d != 0.0:
+            other = np.float64(r) + 2.0 * d
+            if np.float64(np.float32(other)) == other and (d > 0.0) == (e > 0.0):
+                r = np.float32(other)     # s was a tie; the true value lies beyond it
+    return r
+
+
+# --------------------------------------------------------------------------- kernels
+
+@njit
+def _add_tflite_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off, b_mult, b_shift,
+                       o_mult, o_shift, o_off, qmin, qmax):
+    for i in range(a.size):
+        xa = (np.int64(a[i]) + a_off) << left_shift
+        xb = (np.int64(b[i]) + b_off) << left_shift
+        sa = _rdbpot(_srdhm(xa, a_mult), -a_shift)
+        sb = _rdbpot(_srdhm(xb, b_mult), -b_shift)
+        raw = _rdbpot(_srdhm(_wrap32(sa + sb), o_mult), -o_shift) + o_off
+        out[i] = min(max(raw, qmin), qmax)
+
+
+@njit
+def _vqrdmulh(a, b):
+    """NEON vqrdmulhq_s32 (as emulated on x86 by NEON_2_SSE): ``(2ab + 2^31) >> 32``,
+    ties toward +inf, saturating the single overflow case."""
+    if a == _I32_MIN and b == _I32_MIN:
+        return np.int64(_I32_MAX)
+    return (2 * np.int64(a) * np.int64(b) + (np.int64(1) << 31)) >> 32
+
+
+@njit
+def _shl32(x, n):
+    """NEON vshlq_s32 by a signed count: left shift (wrapping) or arithmetic right shift."""
+    if n >= 0:
+        return _wrap32(x << n)
+    return x >> (-n)
+
+
+@njit
+def _add_tflite_opt_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off, b_mult,
+                           b_shift, o_mult, o_shift, o_off, qmin, qmax):
+    n_vec = a.size - a.size % 16
+    for i in range(a.size):
+        if i >= n_vec:   # scalar tail: the reference arithmetic
+            xa = (np.int64(a[i]) + a_off) << left_shift
+            xb = (np.int64(b[i]) + b_off) << left_shift
+            sa = _rdbpot(_srdhm(xa, a_mult), -a_shift)
+            sb = _rdbpot(_srdhm(xb, b_mult), -b_shift)
+            raw = _rdbpot(_srdhm(_wrap32(sa + sb), o_mult), -o_shift) + o_off
+            out[i] = min(max(raw, qmin), qmax)
+            continue
+        xa = _vqrdmulh(_shl32(np.int64(a[i]) + a_off, left_shift + a_shift), a_mult)
+        xb = _vqrdmulh(_shl32(np.int64(b[i]) + b_off, left_shift + b_shift), b_mult)
+        s = _rdbpot(_vqrdmulh(_wrap32(xa + xb), o_mult), -o_shift)
+        s16 = ((s + 32768) & 65535) - 32768             # vmovn_s32: truncating narrow
+        s16 = ((s16 + o_off + 32768) & 65535) - 32768   # vaddq_s16: wrapping add
+        s8 = min(max(s16, -128), 127)                   # vqmovn_s16: saturate
+        out[i] = min(max(s8, qmin), qmax)
+
+
+@njit
+def _mul_tflite_kernel(a, b, out, a_off, b_off, o_mult, o_shift, o_off, qmin, qmax):
+    left = o_shift if o_shift > 0 else 0
+    right = -o_shift if o_shift < 0 else 0
+    for i in range(a.size):
+        p = _wrap32((np.int64(a[i]) + a_off) * (np.int64(b[i]) + b_off))
+        raw = _rdbpot(_srdhm(_wrap32(p << left), o_mult), right) + o_off
+        out[i] = min(max(raw, qmin), qmax)
+
+
+@njit
+def _sat(v, lo, hi):
+    # MLAS packs with saturation (int32 -> int16 -> int8/uint8)
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@njit
+def _cvt_rne(x):
+    """x86 cvtps2dq: round half to even; NaN/overflow give INT32_MIN."""
+    if not (x > -2147483648.5 and x < 2147483647.5):
+        return np.int64(_I32_MIN)
+    return np.int64(np.rint(x))
+
+
+@njit
+def _add_ort_kernel(a, b, out, mode, ra, rb, fixed, qmin, qmax):
+    # mode 0: both vectors; mode 1: b is the span scalar (folded into fixed)
+    ra64 = np.float64(ra)
+    rb64 = np.float64(rb)
+    for i in range(a.size):
+        if mode == 0:
+            t = _fma_f32(np.float64(b[i]), rb64, np.float64(fixed))
+            t = _fma_f32(np.float64(a[i]), ra64, np.float64(t))
+        else:
+            f2 = np.float32(np.float32(fixed) + np.float32(np.float32(b[i]) * np.float32(rb)))
+            t = _fma_f32(np.float64(a[i]), ra64, np.float64(f2))
+        out[i] = _sat(_cvt_rne(np.float64(t)), qmin, qmax)
+
+
+@njit
+def _mul_ort_kernel(a, b, out, ratio, za, zb, zc, qmin, qmax):
+    r = np.float32(ratio)
+    for i in range(a.size):
+        p = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)
+        v = np.float32(np.float32(np.float32(p) * r) + np.float32(zc))
+        out[i] = _sat(_cvt_rne(np.float64(v)), qmin, qmax)
+
+
+# --------------------------------------------------------------------------- public API
+
+def _broadcast(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError as e:
+        raise KernelError(f"elementwise: shapes {a.shape} and {b.shape} do not broadcast") from e
+    fa = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
+    fb = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
+    return fa, fb, shape
+
+
+def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarray:
+    """TFLite ADD: int32 arithmetic, gemmlowp double rounding (ties away), saturating clamp
+    to ``[qmin, qmax]``; ``optimized=True``: the int8 optimized kernel as built for x86
+    (NEON code through NEON_2_SSE) — see :func:`_add_tflite_opt_kernel`.
+
+    ``a``, ``b`` broadcast NumPy-style; result has ``p.out_dtype``. The optimized variant is
+    exact for equal input shapes (LiteRT's ``AddElementwiseInt8``: blocks of 16 with
+    ``vqrdmulh`` ties up, the input shift folded into the left shift, an int16 wrap of the
+    output before the zero point is added, and a scalar reference tail)."""
+    fa, fb, shape = _broadcast(a, b)
+    out = np.empty(fa.size, np.int64)
+    kernel = _add_tflite_kernel
+    if optimized and p.out_dtype == "int8":
+        kernel = _add_tflite_opt_kernel
+    kernel(fa, fb, out, p.left_shift, p.a_offset, p.a_mult, p.a_shift, p.b_offset,
+                       p.b_mult, p.b_shift, p.out_mult, p.out_shift, p.out_offset, p.qmin, p.qmax)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
+def mul_tflite(a, b, p: TfliteMulParams) -> np.ndarray:
+    """TFLite MUL: int32 product wraps like C++ int32, gemmlowp double rounding (ties away),
+    saturating clamp to ``[qmin, qmax]``."""
+    fa, fb, shape = _broadcast(a, b)
+    out = np.empty(fa.size, np.int64)
+    _mul_tflite_kernel(fa, fb, out, p.a_offset, p.b_offset, p.out_mult, p.out_shift,
+                       p.out_offset, p.qmin, p.qmax)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
+def _ort_span_mode(a_shape, b_shape, shape) -> int:
+    """Which MLAS kernel ORT's broadcaster calls: 0 vector+vector, 1 A scalar in the
+    innermost span, 2 B scalar in the innermost span."""
+    nd = len(shape)
+    a_full = (1,) * (nd - len(a_shape)) + tuple(a_shape)
+    b_full = (1,) * (nd - len(b_shape)) + tuple(b_shape)
+    if int(np.prod(a_full)) == 1 and int(np.prod(shape)) > 1:
+        return 1
+    if int(np.prod(b_full)) == 1 and int(np.prod(shape)) > 1:
+        return 2
+    for d in range(nd - 1, -1, -1):
+        if shape[d] == 1:
+            continue
+        if a_full[d] == 1:
+            return 1
+        if b_full[d] == 1:
+            return 2
+        return 0
+    return 0
+
+
+def add_ort(a, b, p: OrtAddParams) -> np.ndarray:
+    """ONNX Runtime com.microsoft QLinearAdd (x86 MLAS AVX2): float32 FMAs, round half to
+    even, saturating pack to the output type.
+
+    The innermost-span broadcast pattern selects the kernel exactly as ORT's broadcaster:
+    a broadcast scalar input is swapped into B and folded into the fixed part."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    mode = _ort_span_mode(a.shape, b.shape, shape)
+    fa, fb, shape = _broadcast(a, b)
+    ra, rb = p.ratio_a, p.ratio_b
+    if mode == 1:  # ORT calls MlasQLinearAdd(B-span, A-scalar): roles swap, fixed part too
+        fa, fb, ra, rb = fb, fa, rb, ra
+    fixed = p.fixed if mode != 1 else p.fixed_swapped
+    out = np.empty(fa.size, np.int64)
+    _add_ort_kernel(fa, fb, out, 0 if mode == 0 else 1, ra, rb, fixed, p.qmin, p.qmax)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
+def mul_ort(a, b, p: OrtMulParams) -> np.ndarray:
+    """ONNX Runtime com.microsoft QLinearMul (x86 MLAS SSE2): exact int32 product, one
+    float32 multiply and add, round half to even, saturating pack."""
+    fa, fb, shape = _broadcast(a, b)
+    out = np.empty(fa.size, np.int64)
+    _mul_ort_kernel(fa, fb, out, p.ratio, p.a_zp, p.b_zp, p.zc, p.qmin, p.qmax)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
+def add_onnx_reference(a, b, a_q, b_q, y_q, dtype) -> np.ndarray:
+    """float64 dequantize-add-quantize, round half to even, saturate (onnx.reference style)."""
+    lo, hi = _range(dtype)
+    fa, fb, shape = _broadcast(a, b)
+    v = ((fa.astype(np.float64) - a_q[1]) * float(np.float32(a_q[0]))
+         + (fb.astype(np.float64) - b_q[1]) * float(np.float32(b_q[0])))
+    y = np.rint(v / float(np.float32(y_q[0]))) + y_q[1]
+    return np.clip(y, lo, hi).astype(np.dtype(dtype)).reshape(shape)
+
+
+def mul_onnx_reference(a, b, a_q, b_q, y_q, dtype) -> np.ndarray:
+    """float64 dequantize-multiply-quantize, round half to even, saturate."""
+    lo, hi = _range(dtype)
+    fa, fb, shape = _broadcast(a, b)
+    v = ((fa.astype(np.float64) - a_q[1]) * float(np.float32(a_q[0]))
+         * ((fb.astype(np.float64) - b_q[1]) * float(np.float32(b_q[0]))))
+    y = np.rint(v / float(np.float32(y_q[0]))) + y_q[1]
+    return np.clip(y, lo, hi).astype(np.dtype(dtype)).reshape(shape)
+
+
+ADD_SCHEMES = ("tflite_reference", "tflite_optimized", "tflite_single_rounding", "tflite_16x8",
+               "tflite_reference_fc", "onnxruntime", "onnx_reference")
+MUL_SCHEMES = ADD_SCHEMES
+
+
+def _scheme_name(scheme) -> str:
+    return getattr(scheme, "value", scheme)
+
+
+def qadd(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None):
+    """Quantized Add of ``a`` (scale, zp = ``a_q``) and ``b`` into ``y_q``, type ``dtype``.
+
+    ``scheme`` is a :class:`~hwsim.kernels.schemes.Requant` (or its string): the
+    ``tflite_*`` schemes run TFLite's reference ADD, ``tflite_optimized`` the optimized int8
+    kernel (same-shape inputs), ``onnxruntime`` the MLAS QLinearAdd, ``onnx_reference`` float64."""
+    name = _scheme_name(scheme)
+    if name.startswith("tflite"):
+        return add_tflite(a, b, tflite_add_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1],
+                                                  dtype, act_min, act_max),
+                          optimized=(name == "tflite_optimized"))
+    if name == "onnxruntime":
+        return add_ort(a, b, ort_add_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype))
+    if name == "onnx_reference":
+        return add_onnx_reference(a, b, a_q, b_q, y_q, dtype)
+    raise KernelError(f"qadd: scheme {name!r} has no Add arithmetic "
+                      f"(supported: {', '.join(ADD_SCHEMES)})")
+
+
+def qmul(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None):
+    """Quantized Mul; schemes as :func:`qadd` (``onnxruntime`` = MLAS QLinearMul)."""
+    name = _scheme_name(scheme)
+    if name.startswith("tflite"):
+        return mul_tflite(a, b, tflite_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1],
+                                                  dtype, act_min, act_max))
+    if name == "onnxruntime":
+        return mul_ort(a, b, ort_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype))
+    if name == "onnx_reference":
+        return mul_onnx_reference(a, b, a_q, b_q, y_q, dtype)
+    raise KernelError(f"qmul: scheme {name!r} has no Mul arithmetic "
+                      f"(supported: {', '.join(MUL_SCHEMES)})")
