@@ -30,7 +30,6 @@ Example
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +37,12 @@ import numpy as np
 from hwsim.errors import KernelError
 
 from ._config import njit
+from .fixedpoint import (quantize_multiplier, rounding_divide_by_pot,
+                         saturating_rounding_doubling_high_mul, wrap_int32)
 
 __all__ = [
     "TfliteAddParams", "TfliteMulParams", "OrtAddParams", "OrtMulParams",
-    "tflite_quantize_multiplier", "tflite_add_params", "tflite_mul_params",
+    "tflite_add_params", "tflite_mul_params",
     "ort_add_params", "ort_mul_params",
     "add_tflite", "mul_tflite", "add_ort", "mul_ort", "add_onnx_reference", "mul_onnx_reference",
     "qadd", "qmul", "ADD_SCHEMES", "MUL_SCHEMES",
@@ -61,23 +62,9 @@ def _range(dtype) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- prepare (host)
 
-def tflite_quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite ``QuantizeMultiplier``: ``real = M0 * 2^(shift-31)``, ``M0`` in [2^30, 2^31).
-
-    Mantissa rounded half away from zero (``std::round``); ``M0 == 2^31`` folds to ``2^30``
-    with ``shift+1``; ``shift < -31`` flushes to ``(0, 0)``; ``real == 0`` gives ``(0, 0)``.
-    """
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(float(real))
-    t = q * 2.0 ** 31
-    q_fixed = int(math.floor(abs(t) + 0.5)) * (1 if t >= 0 else -1)
-    if q_fixed == 2 ** 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return int(q_fixed), int(shift)
+def _qm(real: float) -> tuple[int, int]:
+    m0, shift = quantize_multiplier(real)
+    return int(m0[0]), int(shift[0])
 
 
 @dataclass(frozen=True)
@@ -110,9 +97,9 @@ def tflite_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
         raise KernelError("tflite ADD: scales must be positive")
     left_shift = 15 if name == "int16" else 20
     twice_max = 2.0 * max(sa, sb)
-    m1, s1 = tflite_quantize_multiplier(sa / twice_max)
-    m2, s2 = tflite_quantize_multiplier(sb / twice_max)
-    mo, so = tflite_quantize_multiplier(twice_max / (float(1 << left_shift) * sy))
+    m1, s1 = _qm(sa / twice_max)
+    m2, s2 = _qm(sb / twice_max)
+    mo, so = _qm(twice_max / (float(1 << left_shift) * sy))
     if s1 > 0 or s2 > 0 or so > 0:
         raise KernelError("tflite ADD: output multiplier >= 1 (output scale too small for "
                           "the input scales; TFLite rejects this model)")
@@ -141,7 +128,7 @@ def tflite_mul_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
     """TFLite MUL prepare: ``QuantizeMultiplier(double(sa)*double(sb)/double(sy))``."""
     lo, hi = _range(dtype)
     sa, sb, sy = (float(np.float32(v)) for v in (a_scale, b_scale, y_scale))
-    m, s = tflite_quantize_multiplier(sa * sb / sy)
+    m, s = _qm(sa * sb / sy)
     qmin = lo if act_min is None else max(lo, int(act_min))
     qmax = hi if act_max is None else min(hi, int(act_max))
     return TfliteMulParams(-int(a_zp), -int(b_zp), m, s, int(y_zp), qmin, qmax,
@@ -215,39 +202,6 @@ _I32_MAX = (1 << 31) - 1
 
 
 @njit
-def _srdhm(a, b):
-    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64:
-    ``(a*b + (2^30 or 1-2^30)) / 2^31`` truncated toward zero (ties away); saturates
-    the single overflow case ``a == b == -2^31``."""
-    if a == _I32_MIN and b == _I32_MIN:
-        return np.int64(_I32_MAX)
-    ab = np.int64(a) * np.int64(b)
-    nudge = np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30))
-    s = ab + nudge
-    q = s >> 31                      # floor
-    if s < 0 and (s & ((1 << 31) - 1)) != 0:
-        q += 1                       # C++ division truncates toward zero
-    return q
-
-
-@njit
-def _rdbpot(x, exponent):
-    """gemmlowp RoundingDivideByPOT: arithmetic shift right, ties away from zero."""
-    if exponent == 0:
-        return x
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
-
-
-@njit
-def _wrap32(x):
-    """Two's-complement wrap of an int64 to int32 (what C++ int32 arithmetic does)."""
-    return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
-
-
-@njit
 def _fma_f32(x, y, z):
     """float32 fma(x, y, z) for float32-valued float64 inputs, rounded once.
 
@@ -276,9 +230,9 @@ def _add_tflite_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off, b_m
     for i in range(a.size):
         xa = (np.int64(a[i]) + a_off) << left_shift
         xb = (np.int64(b[i]) + b_off) << left_shift
-        sa = _rdbpot(_srdhm(xa, a_mult), -a_shift)
-        sb = _rdbpot(_srdhm(xb, b_mult), -b_shift)
-        raw = _rdbpot(_srdhm(_wrap32(sa + sb), o_mult), -o_shift) + o_off
+        sa = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xa, a_mult), -a_shift)
+        sb = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xb, b_mult), -b_shift)
+        raw = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrap_int32(sa + sb), o_mult), -o_shift) + o_off
         out[i] = min(max(raw, qmin), qmax)
 
 
@@ -295,7 +249,7 @@ def _vqrdmulh(a, b):
 def _shl32(x, n):
     """NEON vshlq_s32 by a signed count: left shift (wrapping) or arithmetic right shift."""
     if n >= 0:
-        return _wrap32(x << n)
+        return wrap_int32(x << n)
     return x >> (-n)
 
 
@@ -307,14 +261,14 @@ def _add_tflite_opt_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off,
         if i >= n_vec:   # scalar tail: the reference arithmetic
             xa = (np.int64(a[i]) + a_off) << left_shift
             xb = (np.int64(b[i]) + b_off) << left_shift
-            sa = _rdbpot(_srdhm(xa, a_mult), -a_shift)
-            sb = _rdbpot(_srdhm(xb, b_mult), -b_shift)
-            raw = _rdbpot(_srdhm(_wrap32(sa + sb), o_mult), -o_shift) + o_off
+            sa = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xa, a_mult), -a_shift)
+            sb = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xb, b_mult), -b_shift)
+            raw = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrap_int32(sa + sb), o_mult), -o_shift) + o_off
             out[i] = min(max(raw, qmin), qmax)
             continue
         xa = _vqrdmulh(_shl32(np.int64(a[i]) + a_off, left_shift + a_shift), a_mult)
         xb = _vqrdmulh(_shl32(np.int64(b[i]) + b_off, left_shift + b_shift), b_mult)
-        s = _rdbpot(_vqrdmulh(_wrap32(xa + xb), o_mult), -o_shift)
+        s = rounding_divide_by_pot(_vqrdmulh(wrap_int32(xa + xb), o_mult), -o_shift)
         s16 = ((s + 32768) & 65535) - 32768             # vmovn_s32: truncating narrow
         s16 = ((s16 + o_off + 32768) & 65535) - 32768   # vaddq_s16: wrapping add
         s8 = min(max(s16, -128), 127)                   # vqmovn_s16: saturate
@@ -326,9 +280,27 @@ def _mul_tflite_kernel(a, b, out, a_off, b_off, o_mult, o_shift, o_off, qmin, qm
     left = o_shift if o_shift > 0 else 0
     right = -o_shift if o_shift < 0 else 0
     for i in range(a.size):
-        p = _wrap32((np.int64(a[i]) + a_off) * (np.int64(b[i]) + b_off))
-        raw = _rdbpot(_srdhm(_wrap32(p << left), o_mult), right) + o_off
+        p = wrap_int32((np.int64(a[i]) + a_off) * (np.int64(b[i]) + b_off))
+        raw = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrap_int32(p << left), o_mult), right) + o_off
         out[i] = min(max(raw, qmin), qmax)
+
+
+@njit
+def _mul_tflite_opt_kernel(a, b, out, a_off, b_off, o_mult, o_shift, o_off, qmin, qmax):
+    left = o_shift if o_shift > 0 else 0
+    right = -o_shift if o_shift < 0 else 0
+    n_vec = a.size - a.size % 16
+    for i in range(a.size):
+        p = wrap_int32((np.int64(a[i]) + a_off) * (np.int64(b[i]) + b_off))
+        if i >= n_vec:   # scalar tail: the reference arithmetic
+            raw = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(
+                wrap_int32(p << left), o_mult), right) + o_off
+            out[i] = min(max(raw, qmin), qmax)
+            continue
+        t = rounding_divide_by_pot(_vqrdmulh(wrap_int32(p << left), o_mult), right)
+        t16 = min(max(t, -32768), 32767)                   # vqmovn_s32: saturate
+        t16 = ((t16 + o_off + 32768) & 65535) - 32768      # vaddq_s16: wrapping add
+        out[i] = min(max(min(max(t16, -128), 127), qmin), qmax)
 
 
 @njit
@@ -406,12 +378,17 @@ def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarr
     return out.astype(p.out_dtype).reshape(shape)
 
 
-def mul_tflite(a, b, p: TfliteMulParams) -> np.ndarray:
+def mul_tflite(a, b, p: TfliteMulParams, *, optimized: bool = False) -> np.ndarray:
     """TFLite MUL: int32 product wraps like C++ int32, gemmlowp double rounding (ties away),
-    saturating clamp to ``[qmin, qmax]``."""
+    saturating clamp to ``[qmin, qmax]``; ``optimized=True``: LiteRT's x86 int8
+    ``MulElementwise`` (blocks of 16: ``vqrdmulh`` ties up, int16 saturate, int16 wrapping
+    add of the zero point; scalar reference tail)."""
     fa, fb, shape = _broadcast(a, b)
     out = np.empty(fa.size, np.int64)
-    _mul_tflite_kernel(fa, fb, out, p.a_offset, p.b_offset, p.out_mult, p.out_shift,
+    kernel = _mul_tflite_kernel
+    if optimized and p.out_dtype == "int8":
+        kernel = _mul_tflite_opt_kernel
+    kernel(fa, fb, out, p.a_offset, p.b_offset, p.out_mult, p.out_shift,
                        p.out_offset, p.qmin, p.qmax)
     return out.astype(p.out_dtype).reshape(shape)
 
@@ -519,7 +496,8 @@ def qmul(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None,
     name = _scheme_name(scheme)
     if name.startswith("tflite"):
         return mul_tflite(a, b, tflite_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1],
-                                                  dtype, act_min, act_max))
+                                                  dtype, act_min, act_max),
+                          optimized=(name == "tflite_optimized"))
     if name == "onnxruntime":
         return mul_ort(a, b, ort_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype))
     if name == "onnx_reference":

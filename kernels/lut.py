@@ -1,0 +1,158 @@
+"""Lookup-table activations: one table entry per input integer, filled from a float function.
+
+Filling follows TFLite's ``LUTPopulate`` for 8-bit types exactly, in float32:
+``deq = f32(in_scale * f32(q - in_zp))``, ``t = f32(fn(deq))``,
+``y = clamp(round_half_away(f32(t * f32(1/out_scale))) + out_zp)``. The float function is
+evaluated in float64 and rounded once to float32 (what a correctly rounded libm ``expf`` /
+``tanhf`` returns). Applying the table is a pure integer gather: no overflow, no rounding.
+
+Fixed output quantization (TFLite int8): sigmoid ``1/256`` with zero point ``-128`` (uint8:
+0); tanh ``1/128`` with zero point 0 (uint8: 128). 16-bit formats get full 65536-entry
+tables filled the same way (TFLite's int16 LOGISTIC/TANH use other, interpolated tables).
+
+Example
+-------
+>>> import numpy as np
+>>> from hwsim.kernels.lut import sigmoid_lut, apply_lut
+>>> lut = sigmoid_lut(0.1, 0, "int8")
+>>> apply_lut(np.array([-128, 0, 127], np.int8), lut).tolist()
+[-128, 0, 127]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.bits import IntFormat
+from hwsim.errors import KernelError
+
+from ._config import njit
+
+__all__ = ["Lut", "build_lut", "apply_lut", "sigmoid_lut", "tanh_lut", "hard_swish_lut",
+           "hard_sigmoid_lut", "SIGMOID_OUT", "TANH_OUT", "f32_sigmoid", "f32_tanh",
+           "f32_hard_swish", "f32_hard_sigmoid"]
+
+
+@dataclass(frozen=True)
+class Lut:
+    """A filled table: ``table[q - qmin]`` is the output for input ``q``."""
+
+    table: np.ndarray      # int64, one entry per input value
+    qmin: int              # smallest input integer
+    out_scale: float
+    out_zp: int
+    dtype: str             # storage dtype of inputs and outputs
+
+
+def _fmt(fmt) -> tuple[int, int, str]:
+    if isinstance(fmt, IntFormat):
+        return int(fmt.qmin), int(fmt.qmax), np.dtype(fmt.storage_dtype).name
+    name = np.dtype(fmt).name
+    if name not in ("int8", "uint8", "int16", "uint16"):
+        raise KernelError(f"lut: unsupported format {name!r} (int8, uint8, int16, uint16)")
+    info = np.iinfo(name)
+    return int(info.min), int(info.max), name
+
+
+def _round_away(v: np.ndarray) -> np.ndarray:
+    return np.where(v >= 0, np.floor(v + 0.5), -np.floor(-v + 0.5))
+
+
+# float32 functions as TFLite writes them (float64 evaluation rounded once to float32)
+def f32_sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1.0f / (1.0f + expf(-x))`` with every step in float32."""
+    e = np.exp(-x.astype(np.float64)).astype(np.float32)
+    return (np.float32(1.0) / (np.float32(1.0) + e)).astype(np.float32)
+
+
+def f32_tanh(x: np.ndarray) -> np.ndarray:
+    """``tanhf(x)``."""
+    return np.tanh(x.astype(np.float64)).astype(np.float32)
+
+
+def f32_hard_swish(x: np.ndarray) -> np.ndarray:
+    """``x * relu6(x + 3) / 6`` in float32."""
+    x = x.astype(np.float32)
+    r6 = np.minimum(np.maximum(x + np.float32(3), np.float32(0)), np.float32(6))
+    return (x * r6 / np.float32(6)).astype(np.float32)
+
+
+def f32_hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    """``relu6(x + 3) / 6`` in float32 (PyTorch/ONNX HardSigmoid with alpha=1/6, beta=0.5)."""
+    x = x.astype(np.float32)
+    return (np.minimum(np.maximum(x + np.float32(3), np.float32(0)), np.float32(6))
+            / np.float32(6)).astype(np.float32)
+
+
+def build_lut(fn, in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
+    """Fill a table for ``fn`` (float32 array -> float32 array) as TFLite's ``LUTPopulate``.
+
+    Parameters
+    ----------
+    fn : vectorized float function, called once on all dequantized input values (float32).
+    in_scale, in_zp, out_scale, out_zp : quantization of input and output.
+    fmt : :class:`hwsim.bits.IntFormat` or a dtype name (``"int8"``, ``"uint8"``, ...).
+    """
+    qmin, qmax, name = _fmt(fmt)
+    if not (float(in_scale) > 0 and float(out_scale) > 0):
+        raise KernelError("lut: scales must be positive")
+    q = np.arange(qmin, qmax + 1, dtype=np.int64)
+    deq = (np.float32(in_scale) * (q - int(in_zp)).astype(np.float32)).astype(np.float32)
+    t = np.asarray(fn(deq), dtype=np.float32)
+    inv = np.float32(np.float32(1.0) / np.float32(out_scale))
+    rescaled = _round_away((t * inv).astype(np.float32).astype(np.float64))
+    y = (rescaled.astype(np.float32) + np.float32(out_zp)).astype(np.float64)
+    y = np.where(np.isfinite(y), y, np.where(y > 0, qmax, qmin))
+    table = np.clip(y, qmin, qmax).astype(np.int64)
+    return Lut(table, qmin, float(np.float32(out_scale)), int(out_zp), name)
+
+
+@njit
+def _gather(x, table, qmin, out):
+    for i in range(x.size):
+        out[i] = table[np.int64(x[i]) - qmin]
+
+
+def apply_lut(x, lut: Lut) -> np.ndarray:
+    """``y[i] = table[x[i] - qmin]``: pure integer gather, any shape; output dtype = table's."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise KernelError(f"apply_lut: integer input expected, got {x.dtype}")
+    flat = np.ascontiguousarray(x).ravel()
+    if flat.size and (int(flat.min()) < lut.qmin or int(flat.max()) >= lut.qmin + lut.table.size):
+        raise KernelError("apply_lut: input values outside the table's format")
+    out = np.empty(flat.size, np.int64)
+    _gather(flat, lut.table, lut.qmin, out)
+    return out.astype(lut.dtype).reshape(x.shape)
+
+
+#: TFLite's fixed output quantization (scale, zero point) per storage type.
+SIGMOID_OUT = {"int8": (1 / 256, -128), "uint8": (1 / 256, 0), "int16": (1 / 32768, 0),
+               "uint16": (1 / 65536, 0)}
+TANH_OUT = {"int8": (1 / 128, 0), "uint8": (1 / 128, 128), "int16": (1 / 32768, 0),
+            "uint16": (1 / 32768, 32768)}
+
+
+def sigmoid_lut(in_scale, in_zp, fmt) -> Lut:
+    """Sigmoid table with TFLite's fixed output quantization (int8: 1/256, zp -128)."""
+    name = _fmt(fmt)[2]
+    s, z = SIGMOID_OUT[name]
+    return build_lut(f32_sigmoid, in_scale, in_zp, s, z, fmt)
+
+
+def tanh_lut(in_scale, in_zp, fmt) -> Lut:
+    """Tanh table with TFLite's fixed output quantization (int8: 1/128, zp 0)."""
+    name = _fmt(fmt)[2]
+    s, z = TANH_OUT[name]
+    return build_lut(f32_tanh, in_scale, in_zp, s, z, fmt)
+
+
+def hard_swish_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
+    """HardSwish table (output quantization chosen by calibration, not fixed)."""
+    return build_lut(f32_hard_swish, in_scale, in_zp, out_scale, out_zp, fmt)
+
+
+def hard_sigmoid_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
+    """HardSigmoid table."""
+    return build_lut(f32_hard_sigmoid, in_scale, in_zp, out_scale, out_zp, fmt)
