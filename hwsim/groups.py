@@ -12,12 +12,16 @@ edges are "must use the same bit-widths" constraints, each labelled with its rea
     — then the reason reads ``shared-scale``);
 ``pass-through``
     input and output of an op whose :class:`~hwsim.opset.OpSpec` is ``passthrough``
-    (Reshape, Flatten, Transpose, MaxPool, ReLU, Clip ...): it reuses its input's quantizer.
+    (Reshape, Flatten, Transpose, MaxPool, ReLU, Clip ...): it reuses its input's quantizer;
+    likewise the output of a shared-scale op of class ``DATA_MOVEMENT`` (Concat), labelled
+    ``shared-scale``.
 
 "All consumers of a tensor" needs no edge: the tensor has one quantizer node that every
 consumer's constraints attach to. Everything is derived from :data:`hwsim.opset.OPS`
-properties (``passthrough``, ``weight_inputs``) and :func:`hwsim.quant.config.config_nodes`,
-never from a list of op names.
+properties (``passthrough``, ``weight_inputs``, ``op_class``), the profile's
+``shares_scale(op)``, :func:`hwsim.quant.config.config_nodes` and
+:func:`hwsim.quant.qgraph.data_inputs` (which inputs carry activations) — never from a list
+of op names — so the groups agree with the quantizer sets of :mod:`hwsim.quant.qgraph`.
 
 Connected components that contain at least one configurable node (a node a
 :class:`~hwsim.quant.config.PrecisionConfig` assigns a pair to) are the *groups*. A
@@ -58,7 +62,7 @@ import networkx as nx
 from .bits import BitPair
 from .errors import GroupError
 from .graph import Graph
-from .opset import OPS
+from .opset import OPS, OpClass
 
 __all__ = ["QuantizerGroup", "QuantizerGroups", "build_groups", "precision_key"]
 
@@ -227,8 +231,14 @@ def build_groups(graph: Graph, profile) -> QuantizerGroups:
             g.add_node(q, kind="activation", tensor=t)
         return q
 
+    from .quant.qgraph import data_inputs   # quant-A's definition of which inputs carry activations
+
     def runtime_inputs(node):
         return [t for t in node.inputs if t and not graph.is_constant(t)]
+
+    def activation_inputs(node):
+        return [node.inputs[i] for i in data_inputs(graph, node)
+                if i < len(node.inputs) and node.inputs[i] and not graph.is_constant(node.inputs[i])]
 
     for node in graph.nodes:
         spec = OPS.get(node.op)
@@ -244,7 +254,7 @@ def build_groups(graph: Graph, profile) -> QuantizerGroups:
             continue
         if node.name not in configured:
             continue
-        acts = [act(t) for t in ins]
+        acts = [act(t) for t in activation_inputs(node)]
         for q in acts:
             g.nodes[q].setdefault("consumers", "")
             g.nodes[q]["consumers"] = ",".join(filter(None, [g.nodes[q]["consumers"], node.name]))
@@ -252,6 +262,11 @@ def build_groups(graph: Graph, profile) -> QuantizerGroups:
             if a != b:
                 reason = "shared-scale" if profile.shares_scale(node.op) else "node-inputs"
                 g.add_edge(a, b, reason=reason, node=node.name)
+        if acts and spec.op_class is OpClass.DATA_MOVEMENT and profile.shares_scale(node.op):
+            # pure data movement at one shared scale (Concat): the output is in the inputs' quantizer
+            for t in node.outputs:
+                if t:
+                    g.add_edge(acts[0], act(t), reason="shared-scale", node=node.name)
         for pos in spec.weight_inputs:
             if pos < len(node.inputs) and node.inputs[pos] and graph.is_constant(node.inputs[pos]):
                 w = f"w:{node.inputs[pos]}"
