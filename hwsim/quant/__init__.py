@@ -16,6 +16,7 @@ from .config import (PrecisionConfig, config_nodes, load_config, save_config, un
 from .observers import OBSERVERS, TensorStats, observe_range
 from .qgraph import INTEGER_OPS, NodePlan, QuantizedGraph, Quantizer, quantize_graph, resolve_config
 from .qparams import QuantParams
+from .int_exec import IntReport, NodeReport, reusable_values, run_int
 
 __all__ = [
     "QuantParams", "TensorStats", "OBSERVERS", "observe_range",
@@ -23,4 +24,5 @@ __all__ = [
     "PrecisionConfig", "config_nodes", "load_config", "save_config", "uniform_config", "validate_config",
     "allowed_pairs",
     "INTEGER_OPS", "NodePlan", "QuantizedGraph", "Quantizer", "quantize_graph", "resolve_config",
+    "run_int", "IntReport", "NodeReport", "reusable_values",
 ]

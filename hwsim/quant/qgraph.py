@@ -71,7 +71,7 @@ __all__ = ["INTEGER_OPS", "NodePlan", "QuantizedGraph", "Quantizer", "quantize_g
 INTEGER_OPS: dict[str, str] = {
     # integer kernels (hwsim.kernels): GEMM/conv with requantization, elementwise add/mul
     "Conv": "int", "Gemm": "int", "MatMul": "int",
-    "Add": "int", "Sub": "int", "Mul": "int",
+    "Add": "int", "Mul": "int",
     "AveragePool": "int", "GlobalAveragePool": "int",
     # integer clamp / pure data movement on integer codes
     "Relu": "move", "Clip": "move", "MaxPool": "move", "Concat": "move", "Reshape": "move",
@@ -81,7 +81,7 @@ INTEGER_OPS: dict[str, str] = {
     "Sigmoid": "lut", "Tanh": "lut", "HardSwish": "lut", "HardSigmoid": "lut", "Erf": "lut", "Sqrt": "lut",
     # no integer formulation in the kernels: dequantize -> float op -> quantize, reported as float islands
     "Softmax": "float_island", "LayerNormalization": "float_island", "ReduceMean": "float_island",
-    "Div": "float_island", "Pow": "float_island", "BatchNormalization": "float_island",
+    "Sub": "float_island", "Div": "float_island", "Pow": "float_island", "BatchNormalization": "float_island",
 }
 """How each op runs in the integer executor: ``int`` (integer kernel), ``move`` (integer data
 movement / clamp, same scale in and out unless requantized), ``lut`` (integer lookup table),
@@ -569,6 +569,9 @@ class Quantizer:
             kind, note = "float_island", f"{tensor_bits[n.inputs[0]]}-bit input is too wide for a lookup table"
         elif kind == "float_island":
             note = "no integer kernel for this op: dequantize -> float -> quantize"
+        elif n.op == "AveragePool" and ((any(n.attrs.get("pads", ())) and not n.attrs.get("count_include_pad", 0))
+                                        or n.attrs.get("ceil_mode", 0)):
+            kind, note = "float_island", "padded windows with a varying divisor have no integer kernel here"
         if self.dynamic:
             kind = "dynamic" if n.op in ("Conv", "Gemm", "MatMul") and _weight_input(g, n) is not None else "float"
         dpos = set(self.data_pos[n.name])
