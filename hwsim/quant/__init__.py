@@ -17,6 +17,8 @@ from .observers import OBSERVERS, TensorStats, observe_range
 from .qgraph import INTEGER_OPS, NodePlan, QuantizedGraph, Quantizer, quantize_graph, resolve_config
 from .qparams import QuantParams
 from .int_exec import IntReport, NodeReport, reusable_values, run_int
+from .fake_exec import run_fake
+from .compare import CompareReport, NodeComparison, compare, sqnr_db
 
 __all__ = [
     "QuantParams", "TensorStats", "OBSERVERS", "observe_range",
@@ -24,5 +26,6 @@ __all__ = [
     "PrecisionConfig", "config_nodes", "load_config", "save_config", "uniform_config", "validate_config",
     "allowed_pairs",
     "INTEGER_OPS", "NodePlan", "QuantizedGraph", "Quantizer", "quantize_graph", "resolve_config",
-    "run_int", "IntReport", "NodeReport", "reusable_values",
+    "run_int", "IntReport", "NodeReport", "reusable_values", "run_fake",
+    "compare", "CompareReport", "NodeComparison", "sqnr_db",
 ]
