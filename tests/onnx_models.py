@@ -59,7 +59,7 @@ def make_model(nodes, inputs, outputs, initializers=(), opset: int = 13, name: s
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="hwsim-tests")
     m.ir_version = _ir_for(opset)
     if any(not o.type.tensor_type.HasField("shape") for o in m.graph.output):
-        inferred = onnx.shape_inference.infer_shapes(m).graph
+        inferred = onnx.shape_inference.infer_shapes(m, data_prop=True).graph
         known = {v.name: v for v in list(inferred.value_info) + list(inferred.output)}
         for o in m.graph.output:
             if not o.type.tensor_type.HasField("shape") and o.name in known:
@@ -187,8 +187,8 @@ class _B:
         y = self.node("MatMul", [x, self.const("fc_w", np.ascontiguousarray(w.T))])
         return self.node("Add", [y, self.const("fc_b", b)])
 
-    def model(self, inp, out, opset, name):
-        return make_model(self.nodes, [inp], [(out, None)], self.inits, opset=opset, name=name)
+    def model(self, inp, out, opset, name, out_shape=None):
+        return make_model(self.nodes, [inp], [(out, out_shape)], self.inits, opset=opset, name=name)
 
 
 def _batch(batch):
@@ -236,7 +236,8 @@ def build_mobilenet_like(opset: int = 13, batch=None, input_size: int = 32, widt
     h = b.torch_flatten(h)
     out = b.linear(h, last, num_classes)
     b.nodes[-1].output[0] = "logits"
-    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "mobilenet_like")
+    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "mobilenet_like",
+                   [_batch(batch), num_classes])
 
 
 def build_resnet_like(opset: int = 13, batch=None, input_size: int = 32, width: int = 8,
@@ -258,7 +259,8 @@ def build_resnet_like(opset: int = 13, batch=None, input_size: int = 32, width: 
     h = b.node("Flatten", [b.node("GlobalAveragePool", [h])], axis=1)
     b.linear(h, c, num_classes)
     b.nodes[-1].output[0] = "logits"
-    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "resnet_like")
+    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "resnet_like",
+                   [_batch(batch), num_classes])
 
 
 def build_tf2onnx_style(opset: int = 13, batch=None, input_size: int = 16, seed: int = 2) -> onnx.ModelProto:
@@ -283,7 +285,8 @@ def build_tf2onnx_style(opset: int = 13, batch=None, input_size: int = 16, seed:
     y = b.node("Identity", [y])
     b.node("Softmax", [y], axis=-1)
     b.nodes[-1].output[0] = "probs"
-    return b.model(("input", [_batch(batch), input_size, input_size, 3]), "probs", opset, "tf2onnx_style")
+    return b.model(("input", [_batch(batch), input_size, input_size, 3]), "probs", opset, "tf2onnx_style",
+                   [_batch(batch), 5])
 
 
 def build_paddle_style(opset: int = 11, batch=None, input_size: int = 16, seed: int = 3) -> onnx.ModelProto:
@@ -298,11 +301,11 @@ def build_paddle_style(opset: int = 11, batch=None, input_size: int = 16, seed: 
     if opset >= 12:
         y = b.node("Dropout", [y])
     y = b.node("Reshape", [y, b.const("shape", np.array([0, -1], np.int64))])
-    feat = 16 * (((input_size // 2) - 3 + 1 + 1) // 2 + 1) ** 2 if False else None
     y = b.linear(y, _paddle_feat(input_size), 4, gemm=False)
     b.node("Softmax", [y], axis=1)
     b.nodes[-1].output[0] = "probs"
-    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "probs", opset, "paddle_style")
+    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "probs", opset, "paddle_style",
+                   [_batch(batch), 4])
 
 
 def _paddle_feat(s: int) -> int:
@@ -322,7 +325,7 @@ def build_mlp(opset: int = 13, batch=None, sizes=(16, 32, 10), seed: int = 4) ->
         if i < len(sizes) - 2:
             h = b.node("Relu", [h])
     b.nodes[-1].output[0] = "logits"
-    return b.model(("input", [_batch(batch), sizes[0]]), "logits", opset, "mlp")
+    return b.model(("input", [_batch(batch), sizes[0]]), "logits", opset, "mlp", [_batch(batch), sizes[-1]])
 
 
 def build_transformer_block(opset: int = 17, batch=None, seq: int = 8, hidden: int = 16, heads: int = 2,
@@ -365,4 +368,4 @@ def build_transformer_block(opset: int = 17, batch=None, seq: int = 8, hidden: i
     ln(o)
     b.nodes[-1].output[0] = "y"
     return make_model(b.nodes, [("x", [_batch(batch), seq, hidden]), ("mask", [_batch(batch), 1, 1, seq])],
-                      [("y", None)], b.inits, opset=opset, name="transformer_block")
+                      [("y", [_batch(batch), seq, hidden])], b.inits, opset=opset, name="transformer_block")

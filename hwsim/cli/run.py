@@ -1,0 +1,99 @@
+"""``hwsim run``: execute a model in float, fake-quant or integer mode and save every output.
+
+Float mode needs only the model and the input. The quantized modes (``fake``, ``int``)
+take a hardware profile, calibration data and bit-widths; they are provided by
+:mod:`hwsim.quant` through ``hwsim.quant.runner.run_mode(args, graph, feeds) -> dict``
+(name -> float array), which this command calls; everything else (loading, writing,
+the summary) is shared.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hwsim.errors import ConfigError
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute"]
+
+HELP = "execute a model (float, fake-quant or integer) on an input and save every output"
+DESCRIPTION = """\
+Execute MODEL on the input X and write every graph output, keyed by output name, to an .npz.
+
+  hwsim run model.onnx --input x.npy --mode float --out out.npz
+  hwsim run model.onnx --input x.npz --mode int --profile hw_profiles/cpu_onnxruntime.yaml \\
+        --calib calib.npz --bits W8A8 --out out.npz --compare
+
+X is a .npy array for a single-input model or an .npz keyed by input name."""
+
+MODES = ("float", "fake", "int")
+_QUANT_ONLY = ("profile", "calib", "bits", "config", "calibrator", "dynamic", "json")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", metavar="MODEL", help="ONNX model file")
+    p.add_argument("--input", "-i", required=True, metavar="X",
+                   help=".npy (single-input model) or .npz keyed by input name")
+    p.add_argument("--mode", choices=MODES, default="float",
+                   help="float: NumPy float32 reference; fake: quantize-dequantize simulation; "
+                        "int: integer kernels with the profile's arithmetic (default: float)")
+    p.add_argument("--out", "-o", metavar="OUT.npz", help="write every graph output here, keyed by output name")
+    q = p.add_argument_group("quantized modes (--mode fake|int)")
+    q.add_argument("--profile", metavar="P.yaml", help="hardware profile (required for fake/int)")
+    q.add_argument("--calib", metavar="DATA", help="calibration data (.npy/.npz, a batch of inputs); "
+                                                     "default: the run input itself")
+    q.add_argument("--bits", metavar="WxAy", help="one bit-width pair for every layer, e.g. W8A8")
+    q.add_argument("--config", metavar="CFG.yaml", help="per-layer precision config (as written by 'hwsim search')")
+    q.add_argument("--calibrator", metavar="NAME", help="activation range observer, e.g. minmax, percentile, mse, entropy")
+    q.add_argument("--compare", action="store_true",
+                   help="also run float (and fake-quant) and print the error of this mode against them")
+    q.add_argument("--dynamic", action="store_true",
+                   help="dynamic quantization: activation ranges from each batch at run time, weights static "
+                        "(Conv/Gemm/MatMul accumulate in integer, other ops run in float; no --calib)")
+    q.add_argument("--json", metavar="OUT.json",
+                   help="write the quantization parameters, the integer report and the --compare table as JSON")
+
+
+def execute(args, graph, feeds) -> dict[str, np.ndarray]:
+    """Run ``graph`` on ``feeds`` in ``args.mode``; returns {output name: array}."""
+    if args.mode == "float":
+        from hwsim.float_exec import run_float
+
+        return run_float(graph, feeds)
+    try:
+        from hwsim.quant.runner import run_mode
+    except ImportError:
+        raise ConfigError(f"--mode {args.mode} is not available in this build "
+                          "(hwsim.quant.runner.run_mode is missing); use --mode float") from None
+    return run_mode(args, graph, feeds)
+
+
+def run(args) -> int:
+    from hwsim.io import atomic_write_npz, load_array_file
+    from hwsim.onnx_import import load_model
+
+    if args.mode == "float":
+        given = [f"--{k}" for k in _QUANT_ONLY if getattr(args, k, None)]
+        if getattr(args, "compare", False):
+            given.append("--compare")
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to --mode fake|int (got --mode float)")
+    elif not args.profile:
+        raise ConfigError(f"--mode {args.mode} needs --profile P.yaml")
+    t0 = time.perf_counter()
+    graph = load_model(args.model)
+    feeds = load_array_file(args.input, list(graph.input_names))
+    t1 = time.perf_counter()
+    outputs = execute(args, graph, feeds)
+    t2 = time.perf_counter()
+    print(f"{graph.name}: {len(graph.nodes)} nodes, mode {args.mode}, "
+          f"import {t1 - t0:.2f} s, run {t2 - t1:.2f} s")
+    width = max((len(k) for k in outputs), default=4)
+    for name in graph.outputs:
+        a = np.asarray(outputs[name])
+        rng = f"min {a.min():.6g}  max {a.max():.6g}" if a.size and a.dtype.kind in "fiu" else ""
+        print(f"  {name:<{width}}  shape {tuple(a.shape)}  {a.dtype.name}  {rng}")
+    if args.out:
+        atomic_write_npz(args.out, {k: np.asarray(outputs[k]) for k in graph.outputs})
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,84 @@
+"""`hwsim run --mode float` in-process through hwsim.cli.main."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from hwsim.cli import main
+from tests.onnx_models import build_mobilenet_like, build_transformer_block, run_ort
+
+
+@pytest.fixture()
+def mobilenet(tmp_path):
+    m = build_mobilenet_like()
+    p = tmp_path / "mnet.onnx"
+    onnx.save(m, p)
+    return m, p
+
+
+def test_run_float_npy(tmp_path, mobilenet, capsys):
+    m, p = mobilenet
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "sub" / "out.npz"
+    assert main(["run", str(p), "--input", str(tmp_path / "x.npy"), "--mode", "float", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "logits" in text and "(2, 10)" in text and "wrote" in text
+    with np.load(out) as z:
+        assert z.files == ["logits"]
+        ref = run_ort(m, {"input": x})["logits"]
+        assert np.abs(z["logits"] - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert not [f for f in out.parent.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_run_float_npz_multi_input(tmp_path, capsys):
+    m = build_transformer_block()
+    p = tmp_path / "tb.onnx"
+    onnx.save(m, p)
+    feeds = {"x": np.ones((1, 8, 16), np.float32), "mask": np.zeros((1, 1, 1, 8), np.float32)}
+    np.savez(tmp_path / "in.npz", **feeds)
+    out = tmp_path / "o.npz"
+    assert main(["run", str(p), "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    with np.load(out) as z:
+        ref = run_ort(m, feeds)["y"]
+        assert np.abs(z["y"] - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing_model", "no such file"),
+    ("bad_model", "not an ONNX model"),
+    ("bad_shape", "dimension 1 must be 3"),
+    ("missing_input", "no such file"),
+    ("quant_flag_in_float", "--bits only apply to --mode fake|int"),
+    ("int_without_profile", "--mode int needs --profile"),
+])
+def test_run_errors_are_one_line(tmp_path, mobilenet, capsys, case, needle):
+    _, p = mobilenet
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 4, 32, 32) if case == "bad_shape" else (1, 3, 32, 32), np.float32))
+    model = str(p)
+    extra = []
+    if case == "missing_model":
+        model = str(tmp_path / "nope.onnx")
+    elif case == "bad_model":
+        (tmp_path / "bad.onnx").write_text("garbage")
+        model = str(tmp_path / "bad.onnx")
+    elif case == "missing_input":
+        x = tmp_path / "absent.npy"
+    elif case == "quant_flag_in_float":
+        extra = ["--bits", "W8A8"]
+    elif case == "int_without_profile":
+        extra = ["--mode", "int"]
+    rc = main(["run", model, "--input", str(x), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_run_help_lists_quant_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--mode", "--profile", "--calib", "--bits", "--config", "--calibrator", "--compare", "--out"):
+        assert opt in text
