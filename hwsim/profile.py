@@ -407,6 +407,8 @@ def _read_yaml(text: str, file: str):
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         what = e.problem or e.context or "syntax error"
+        if e.context and e.problem and e.context_mark is not None and e.context_mark is not mark:
+            what += f" ({e.context} starting at line {e.context_mark.line + 1})"
         raise ProfileError(file, "", f"YAML syntax error at {where}: {what}") from None
     except yaml.YAMLError as e:
         raise ProfileError(file, "", f"YAML syntax error: {e}") from None
@@ -470,8 +472,8 @@ class _V:
         for k in obj:
             if k not in allowed:
                 close = difflib.get_close_matches(str(k), [str(a) for a in allowed], n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                self.err(_join(path, k), f"unknown key '{k}'{hint} allowed keys: {', '.join(allowed)}")
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.err(_join(path, k), f"unknown key '{k}'{hint}; allowed keys: {', '.join(allowed)}")
         for k in required:
             if k not in obj:
                 self.err(_join(path, k), "required key is missing")
@@ -531,8 +533,8 @@ class _V:
     def op_type(self, v, path) -> str:
         if not isinstance(v, str) or v not in OPS:
             close = difflib.get_close_matches(str(v), list(OPS), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.err(path, f"unknown op type {v!r}{hint} allowed: ONNX op types hwsim supports "
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.err(path, f"unknown op type {v!r}{hint}; allowed: ONNX op types hwsim supports "
                            f"({', '.join(sorted(OPS))})")
         return v
 
@@ -998,8 +1000,8 @@ def shipped_profile(name: str) -> HardwareProfile:
     names = list_shipped_profiles()
     if stem not in names:
         close = difflib.get_close_matches(stem, names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ProfileError(name, "", f"no shipped profile of that name{hint} shipped profiles: {', '.join(names)}")
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ProfileError(name, "", f"no shipped profile of that name{hint}; shipped profiles: {', '.join(names)}")
     res = resources.files("hwsim.hw_profiles") / f"{stem}.yaml"
     with resources.as_file(res) as p:
         prof = load_profile(p)

@@ -81,7 +81,7 @@ def test_resolve_profile_by_name_and_path(tmp_path):
     src = shipped_profile("tflite_reference").file
     assert resolve_profile(src).name == "tflite_reference"
     assert load_profile(src) == shipped_profile("tflite_reference")
-    with pytest.raises(ProfileError, match="no shipped profile of that name; did you mean 'cpu_onnxruntime'"):
+    with pytest.raises(ProfileError, match=r"no shipped profile of that name \(did you mean 'cpu_onnxruntime'\?\)"):
         resolve_profile("cpu_onnxruntme")
     with pytest.raises(ProfileError, match="no such file"):
         resolve_profile(str(tmp_path / "missing.yaml"))
