@@ -269,11 +269,22 @@ def _elementwise(node, inputs, ctx):
     b = plan.const_q.get(1, inputs[1]) if 1 in plan.const_q else inputs[1]
     scheme = getattr(plan.requant, "value", plan.requant)
     scheme = _ADD_FALLBACK.get(scheme, scheme)
+    if scheme.startswith("tflite") and not _tflite_elementwise_ok(a_p, b_p, out):
+        # TFLite's ADD/MUL exist for 8-bit operands and symmetric int16 only; wider or
+        # asymmetric 16-bit operands use ONNX Runtime's float32 QLinearAdd/Mul arithmetic
+        scheme = "onnxruntime"
     fn = qadd if node.op == "Add" else qmul
     y = fn(a, b, (float(a_p.scale), int(a_p.zero_point)), (float(b_p.scale), int(b_p.zero_point)),
            (float(out.scale), int(out.zero_point)), out.fmt.storage_dtype.name, scheme=scheme)
     _rec(ctx, node, plan)
     return (y,)
+
+
+def _tflite_elementwise_ok(*params: QuantParams) -> bool:
+    bits = {p.fmt.bits for p in params}
+    if bits == {8}:
+        return True
+    return bits == {16} and all(p.fmt.signed and not np.any(p.zero_point) for p in params)
 
 
 def _avgpool(node, inputs, ctx):
