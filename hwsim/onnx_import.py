@@ -261,7 +261,38 @@ class _Ctx:
     def emit(self, name, op, inputs, outputs, attrs=None) -> Node:
         n = Node(name, op, tuple(inputs), tuple(outputs), dict(attrs or {}))
         self.nodes.append(n)
+        if any(t and (t not in self.shapes1 or t not in self.shapes2 or t not in self.dtypes) for t in n.outputs):
+            self._propagate(n)
         return n
+
+    def _propagate(self, n: Node) -> None:
+        """Shapes ONNX inference missed: run the normalised node on dummy inputs (batch 1 and 2)."""
+        from .ops import FLOAT_OPS
+
+        for shapes in (self.shapes1, self.shapes2):
+            args = []
+            for t in n.inputs:
+                if t == "":
+                    args.append(None)
+                elif t in self.known:
+                    f = self.known[t]
+                    args.append(f.v1 if shapes is self.shapes1 else f.v2)
+                elif t in shapes:
+                    args.append(np.zeros(shapes[t], dtype=self.dtypes.get(t, "float32")))
+                else:
+                    return
+            try:
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    outs = FLOAT_OPS[n.op](n, args, None)
+            except Exception as e:
+                raise ModelError(f"node '{n.name}' ({n.op}): cannot execute with input shapes "
+                                 f"{[None if a is None else a.shape for a in args]} ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+            for t, v in zip(n.outputs, outs):
+                if t:
+                    shapes[t] = tuple(np.shape(v))
+                    self.dtypes.setdefault(t, np.asarray(v).dtype.name)
 
 
 def _attrs(node) -> dict[str, Any]:
@@ -763,6 +794,35 @@ def _fold_batchnorms(nodes: list[Node], consts: dict, outputs: set) -> list[Node
     return [replace.get(n.name, n) for n in nodes if n.name not in drop]
 
 
+def _fuse_pad_into_conv(nodes: list[Node], consts: dict, outputs: set) -> list[Node]:
+    """``Pad`` (constant 0, spatial axes only, non-negative) whose only consumer is a Conv:
+    add its pads to the Conv's explicit pads (how torch exports asymmetric padding)."""
+    n_consumers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for t in n.inputs:
+            n_consumers.setdefault(t, []).append(n)
+    replace: dict[str, Node] = {}
+    drop: set[str] = set()
+    for pad in nodes:
+        if pad.op != "Pad" or pad.attrs.get("mode") != "constant" or float(pad.attrs.get("value", 0.0)) != 0.0:
+            continue
+        users = n_consumers.get(pad.outputs[0], [])
+        if len(users) != 1 or users[0].op != "Conv" or users[0].inputs[0] != pad.outputs[0] or pad.outputs[0] in outputs:
+            continue
+        conv = replace.get(users[0].name, users[0])
+        pads = pad.attrs["pads"]
+        r = len(pads) // 2
+        nd = r - 2
+        if any(p < 0 for p in pads) or pads[0] or pads[1] or pads[r] or pads[r + 1] or nd != len(conv.attrs["kernel_shape"]):
+            continue
+        cp = conv.attrs["pads"]
+        new = tuple(cp[i] + pads[2 + i] for i in range(nd)) + tuple(cp[nd + i] + pads[r + 2 + i] for i in range(nd))
+        replace[conv.name] = conv.replace(inputs=(pad.inputs[0],) + conv.inputs[1:],
+                                          attrs={**conv.attrs, "pads": new, "fused_pad": pad.name})
+        drop.add(pad.name)
+    return [replace.get(n.name, n) for n in nodes if n.name not in drop]
+
+
 def _dce(nodes: list[Node], outputs) -> list[Node]:
     needed = set(outputs)
     keep = []
@@ -925,6 +985,7 @@ def load_model(model, *, name: str | None = None) -> Graph:
                                      f"input '{t}' is a shape that depends on the batch size")
     consts = {t: ctx.known[t].v1 for t in used if t in ctx.known}
     nodes = _fold_batchnorms(nodes, consts, set(graph_outputs))
+    nodes = _fuse_pad_into_conv(nodes, consts, set(graph_outputs))
     nodes = _dce(nodes, graph_outputs)
     used = {t for n in nodes for t in n.inputs if t}
     consts = {t: v for t, v in consts.items() if t in used}

@@ -1,0 +1,169 @@
+"""Dev-only: export small torch CNNs with random weights to tests/data/models/*.onnx.
+
+Needs torch (and onnxscript for the dynamo exporter); the tests only read the .onnx files.
+
+    pip install --target /tmp/torchenv /opt/wheels/torch-*.whl onnxscript
+    PYTHONPATH=/tmp/torchenv python scripts/export_torch_models.py
+
+Models (small channel counts, every file < 1 MB), all with a dynamic batch dimension:
+  mbv2_torchscript_op13.onnx  MobileNetV2-style (ReLU6, depthwise, residual, BN), x.view(x.size(0), -1)
+  mbv3_torchscript_op17.onnx  MobileNetV3-style (HardSwish, SE with HardSigmoid, asymmetric-pad conv)
+  resnet_torchscript_op15.onnx ResNet-style (MaxPool, downsample, AdaptiveAvgPool, flatten)
+  mbv2_dynamo_op18.onnx / resnet_dynamo_op18.onnx / mbv3_dynamo_op20.onnx  the same nets, dynamo exporter
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "models"
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expand, act=nn.ReLU6, se=False):
+        super().__init__()
+        mid = cin * expand
+        layers = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), act()]
+        layers += [nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid), act()]
+        self.body = nn.Sequential(*layers)
+        self.se = None
+        if se:
+            sq = max(4, mid // 4)
+            self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(mid, sq, 1), nn.ReLU(),
+                                    nn.Conv2d(sq, mid, 1), nn.Hardsigmoid())
+        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.se is not None:
+            y = y * self.se(y)
+        y = self.project(y)
+        return x + y if self.residual else y
+
+
+class MobileNetV2Like(nn.Module):
+    def __init__(self, num_classes=10, w=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU6())
+        self.blocks = nn.Sequential(InvertedResidual(w, w, 1, 1), InvertedResidual(w, 2 * w, 2, 4),
+                                    InvertedResidual(2 * w, 2 * w, 1, 4), InvertedResidual(2 * w, 3 * w, 2, 4),
+                                    InvertedResidual(3 * w, 3 * w, 1, 4))
+        self.head = nn.Sequential(nn.Conv2d(3 * w, 8 * w, 1, bias=False), nn.BatchNorm2d(8 * w), nn.ReLU6())
+        self.fc = nn.Linear(8 * w, num_classes)
+
+    def forward(self, x):
+        x = self.head(self.blocks(self.stem(x)))
+        x = F.adaptive_avg_pool2d(x, 1)
+        x = x.view(x.size(0), -1)            # Shape -> Gather -> Unsqueeze -> Concat -> Reshape
+        return self.fc(x)
+
+
+class MobileNetV3Like(nn.Module):
+    def __init__(self, num_classes=10, w=8):
+        super().__init__()
+        # asymmetric padding as torch writes it for "same" with even kernels / F.pad
+        self.stem = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, w, 3, 2, 0, bias=False),
+                                  nn.BatchNorm2d(w), nn.Hardswish())
+        self.blocks = nn.Sequential(InvertedResidual(w, w, 1, 1, nn.ReLU, se=True),
+                                    InvertedResidual(w, 2 * w, 2, 3, nn.Hardswish, se=True),
+                                    InvertedResidual(2 * w, 2 * w, 1, 3, nn.Hardswish, se=True))
+        self.head = nn.Sequential(nn.Conv2d(2 * w, 6 * w, 1), nn.Hardswish(), nn.AdaptiveAvgPool2d(1))
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(6 * w, 4 * w), nn.Hardswish(), nn.Dropout(0.2),
+                                nn.Linear(4 * w, num_classes))
+
+    def forward(self, x):
+        return self.fc(self.head(self.blocks(self.stem(x))))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNetLike(nn.Module):
+    def __init__(self, num_classes=10, w=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        self.layers = nn.Sequential(BasicBlock(w, w, 1), BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 4 * w, 2))
+        self.fc = nn.Linear(4 * w, num_classes)
+
+    def forward(self, x):
+        x = self.layers(self.stem(x))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(x)
+
+
+def _randomize_bn(model, gen):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(1.0 + 0.3 * torch.rand(m.num_features, generator=gen))
+                m.weight.copy_(1.0 + 0.1 * torch.randn(m.num_features, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=gen))
+
+
+def build(kind, seed):
+    torch.manual_seed(seed)
+    model = {"mbv2": MobileNetV2Like, "mbv3": MobileNetV3Like, "resnet": ResNetLike}[kind]()
+    _randomize_bn(model, torch.Generator().manual_seed(seed + 100))
+    return model.eval()
+
+
+def export_torchscript(kind, opset, seed=0):
+    model = build(kind, seed)
+    x = torch.randn(2, 3, 32, 32)
+    path = OUT / f"{kind}_torchscript_op{opset}.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def export_dynamo(kind, opset, seed=0):
+    model = build(kind, seed)
+    x = torch.randn(2, 3, 32, 32)
+    path = OUT / f"{kind}_dynamo_op{opset}.onnx"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=["input"],
+                             output_names=["logits"], dynamic_shapes={"x": {0: batch}}, external_data=False)
+    prog.save(str(path), external_data=False)
+    return path
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    ok = True
+    jobs = [(export_torchscript, "mbv2", 13), (export_torchscript, "mbv3", 17), (export_torchscript, "resnet", 15),
+            (export_dynamo, "mbv2", 18), (export_dynamo, "resnet", 18), (export_dynamo, "mbv3", 20)]
+    for fn, kind, opset in jobs:
+        try:
+            p = fn(kind, opset)
+            print(f"wrote {p.relative_to(OUT.parents[2])} ({p.stat().st_size / 1024:.0f} KiB)")
+        except Exception as e:  # report and continue: one exporter failing must not hide the others
+            ok = False
+            print(f"FAILED {fn.__name__}({kind}, opset {opset}): {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Real torch.onnx exports (TorchScript and dynamo exporters), written by
+scripts/export_torch_models.py into tests/data/models/; no torch needed here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from hwsim.float_exec import run_float
+from hwsim.onnx_import import load_model
+from hwsim.opset import OpClass, op_class_of
+from tests.onnx_models import run_ort
+
+MODELS = Path(__file__).parent / "data" / "models"
+FILES = sorted(MODELS.glob("*.onnx"))
+
+
+def test_the_exports_are_there():
+    names = {p.name for p in FILES}
+    assert {"mbv2_torchscript_op13.onnx", "mbv3_torchscript_op17.onnx", "resnet_torchscript_op15.onnx",
+            "mbv2_dynamo_op18.onnx", "resnet_dynamo_op18.onnx", "mbv3_dynamo_op20.onnx"} <= names
+    assert all(p.stat().st_size < 1_000_000 for p in FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_torch_export_matches_ort_for_any_batch(path):
+    m = onnx.load(path)
+    g = load_model(path)
+    assert g.inputs[0].shape[0] is None                      # dynamic batch kept
+    assert g.shapes["logits"] == (1, 10)
+    for b in (1, 4):
+        x = {"input": np.random.default_rng(b).standard_normal((b, 3, 32, 32)).astype(np.float32)}
+        ref = run_ort(m, x)["logits"]
+        got = run_float(g, x)["logits"]
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+    ops = {n.op for n in g.nodes}
+    assert not ops & {"Shape", "Gather", "Unsqueeze", "Concat", "Constant", "ConstantOfShape", "Cast",
+                      "Identity", "Pad", "BatchNormalization"}
+    if "mb" in path.stem:
+        assert any(op_class_of(n) == OpClass.DEPTHWISE for n in g.nodes)
+
+
+def test_torchscript_pad_chain_fused_into_conv_as_asymmetric_pads():
+    g = load_model(MODELS / "mbv3_torchscript_op17.onnx")
+    first = g.nodes[0]
+    assert first.op == "Conv" and first.inputs[0] == "input"
+    assert first.attrs["pads"] == (0, 0, 1, 1)               # (top, left, bottom, right)
