@@ -82,8 +82,18 @@ def predict_score(table: SensitivityTable, choice: Choice, combine: str = "noise
 
 
 def build_path(problem: SearchProblem, table: SensitivityTable, *, combine: str = "noise",
-               cost: Callable[[Choice], float] | None = None) -> list[PathStep]:
-    """The greedy path from all-highest down to where no move saves cost."""
+               cost: Callable[[Choice], float] | None = None,
+               neighbours: Sequence[frozenset] | None = None) -> list[PathStep]:
+    """The greedy path from all-highest down to where no move saves cost.
+
+    ``neighbours[g]`` (optional) is the set of groups whose candidate can change what a move
+    of group g saves (its graph neighbours, for a cost that is a sum of local terms). With
+    it, the saving of each move is recomputed only when the moved group is g or one of its
+    neighbours; every accepted step's cost is still a full ``cost`` evaluation, and a step
+    whose full cost does not fall is re-chosen with every saving recomputed, so the path
+    is the one without ``neighbours`` (up to float rounding in near-ties) whenever the
+    locality holds.
+    """
     cost = cost or problem.cost
     term = _loss_terms(table, combine)
     sizes = [len(g.candidates) for g in problem.groups]
@@ -91,25 +101,48 @@ def build_path(problem: SearchProblem, table: SensitivityTable, *, combine: str 
     cur_cost = cost(tuple(cur))
     steps = [PathStep(0, tuple(cur), cur_cost, predict_score(table, tuple(cur), combine), None)]
     eps = 1e-12 * max(1.0, abs(cur_cost))
+    saving: dict[tuple[int, int], float] = {}     # (group, candidate) -> cost saved by that move now
+    stale = set(range(len(sizes)))
+
+    def refresh(groups_to_update):
+        for g in groups_to_update:
+            for j in range(cur[g] + 1, sizes[g]):
+                trial = list(cur)
+                trial[g] = j
+                saving[(g, j)] = cur_cost - cost(tuple(trial))
+
     while True:
+        refresh(sorted(stale) if neighbours is not None else range(len(sizes)))
         best = None
         for g, n in enumerate(sizes):
             for j in range(cur[g] + 1, n):
-                trial = list(cur)
-                trial[g] = j
-                c = cost(tuple(trial))
-                saving = cur_cost - c
-                if not saving > eps:
+                sv = saving[(g, j)]
+                if not sv > eps:
                     continue
                 loss = term(g, j) - term(g, cur[g])
-                key = (loss / saving, loss, g, j)
+                key = (loss / sv, loss, g, j)
                 if best is None or key < best[0]:
-                    best = (key, g, j, c)
+                    best = (key, g, j)
         if best is None:
             break
-        _, g, j, c = best
+        _, g, j = best
+        trial = list(cur)
+        trial[g] = j
+        c = cost(tuple(trial))
+        if not cur_cost - c > eps or (neighbours is not None and abs(c - (cur_cost - saving[(g, j)])) > eps):
+            if neighbours is None:
+                break
+            neighbours = None                    # locality did not hold: recompute everything from now on
+            stale = set(range(len(sizes)))
+            continue
         frm = cur[g]
         cur[g] = j
         cur_cost = c
+        for k in [k for k in saving if k[0] == g and k[1] <= j]:
+            del saving[k]
+        if neighbours is not None:
+            # with a cost that is a sum of local terms, a move of g shifts cost(cur) and
+            # cost(trial) of every group far from g by the same amount: their savings stand
+            stale = {g} | set(neighbours[g])
         steps.append(PathStep(len(steps), tuple(cur), c, predict_score(table, tuple(cur), combine), (g, frm, j)))
     return steps
