@@ -11,7 +11,7 @@ Schemes
                   scale, summed in int32, rescaled to the output: gemmlowp double rounding,
                   ties away from zero. Same under the reference and the optimized resolver.
 ``tflite`` (mul)  TFLite MUL: ``(a-za)*(b-zb)`` in int32 times Q31 ``M0`` of
-                  ``double(sa)*double(sb)/double(sy)``, gemmlowp double rounding.
+                  ``f32(f32(sa*sb)/sy)`` (float32, unlike conv's double), gemmlowp double rounding.
 ``onnxruntime``   com.microsoft QLinearAdd on x86-64 (MLAS AVX2): float32
                   ``fixed = f32(zc) - (rA*za + rB*zb)``; ``y = rne(fma(a, rA, fma(b, rB, fixed)))``
                   with ``rA = f32(sa/sc)``, ``rB = f32(sb/sc)``; when one input is a broadcast scalar
@@ -125,10 +125,11 @@ class TfliteMulParams:
 
 def tflite_mul_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
                       act_min=None, act_max=None) -> TfliteMulParams:
-    """TFLite MUL prepare: ``QuantizeMultiplier(double(sa)*double(sb)/double(sy))``."""
+    """TFLite MUL prepare: ``QuantizeMultiplier(double(f32(f32(sa*sb)/sy)))`` — mul.cc
+    multiplies and divides the float32 scales in float32 before widening to double."""
     lo, hi = _range(dtype)
-    sa, sb, sy = (float(np.float32(v)) for v in (a_scale, b_scale, y_scale))
-    m, s = _qm(sa * sb / sy)
+    sa, sb, sy = (np.float32(v) for v in (a_scale, b_scale, y_scale))
+    m, s = _qm(float(np.float32(np.float32(sa * sb) / sy)))
     qmin = lo if act_min is None else max(lo, int(act_min))
     qmax = hi if act_max is None else min(hi, int(act_max))
     return TfliteMulParams(-int(a_zp), -int(b_zp), m, s, int(y_zp), qmin, qmax,
