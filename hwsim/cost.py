@@ -24,7 +24,8 @@ Counting rules (see ``hw_profiles/README.md``, section "Cost model"):
 * **Latency** = max(MACs / (MACs/cycle[pair, class] × utilisation × clock),
   max over memory levels of bytes from that level / its bandwidth) + overhead; a
   measured table entry replaces this whole sum. Reshape, Flatten, Squeeze, Unsqueeze and
-  Identity are free (views: no bytes, no time).
+  Identity are free (views: no bytes, no time). A Relu or Clip that is the only consumer
+  of a compute node's output is fused into that node (no cost of its own, bound ``fused``).
 * **Energy** = MACs × pJ/MAC[pair] + Σ bytes × pJ/byte of the level they come from.
 * **Precision conversion**: wherever a node with an explicit pair reads a tensor whose
   producer ran at a different activation width, the tensor's elements are converted at
@@ -61,11 +62,15 @@ from .graph import Graph, Node
 from .opset import OPS, OpClass, op_class_of
 from .profile import FP32, HardwareProfile, Metric, MetricName
 
-__all__ = ["FREE_OPS", "NodeCost", "Conversion", "CostTotals", "CostReport", "CostModel",
+__all__ = ["FREE_OPS", "FUSED_ACTIVATIONS", "NodeCost", "Conversion", "CostTotals", "CostReport", "CostModel",
            "node_macs", "evaluate_cost", "metric_value"]
 
 FREE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 """Ops that only relabel a buffer: no bytes moved, no time, no energy."""
+
+FUSED_ACTIVATIONS = frozenset({"Relu", "Clip"})
+"""Activation clamps fused into the producing compute node's requantization (no cost of their
+own) when they are that node's only consumer; every runtime and accelerator modelled does this."""
 
 _POOL_OPS = ("MaxPool", "AveragePool")
 _REDUCE_OPS = ("GlobalAveragePool", "ReduceMean")
@@ -102,7 +107,8 @@ class NodeCost:
     latency_s: float
     energy_j: float | None
     bound: str
-    """``compute`` or ``memory`` (roofline), ``measured`` (table entry), ``none`` (free op)."""
+    """``compute`` or ``memory`` (roofline), ``measured`` (table entry), ``fused`` (Relu/Clip folded
+    into its producer), ``none`` (free op)."""
 
     @property
     def bytes(self) -> int:
@@ -217,6 +223,7 @@ class _Static:
     cls: OpClass
     free: bool
     explicit_ok: bool           # a node that takes a pair from the precision config
+    fused: bool                 # a Relu/Clip folded into its producer
     macs: int
     act_inputs: tuple           # (tensor, elements) of non-constant inputs
     weight_elems: int
@@ -240,9 +247,10 @@ class CostModel:
     Notes
     -----
     Pairs: a node named in the mapping given to :meth:`evaluate` uses that pair. Other
-    nodes (pass-through and data-movement ops, or compute nodes left out) use the
-    highest pair allowed for their op type whose activation bits equal their input's
-    width, else ``default`` (the profile's highest candidate unless given).
+    nodes (pass-through and data-movement ops, or compute nodes left out) inherit the pair
+    of their first input's producer, else use the highest pair allowed for their op type
+    whose activation bits equal their input's width, else ``default`` (the profile's
+    highest candidate unless given).
     """
 
     def __init__(self, graph: Graph, profile: HardwareProfile):
@@ -263,7 +271,7 @@ class CostModel:
         # buffer liveness for the peak-activation computation
         self._alias = {}
         for s in statics:
-            if s.free and s.act_inputs:
+            if (s.free or s.fused) and s.act_inputs:
                 src = s.act_inputs[0][0]
                 self._alias[s.node.outputs[0]] = self._alias.get(src, src)
         last_use = {}
@@ -305,7 +313,16 @@ class CostModel:
         meas_w = None
         if spec.weight_inputs and len(n.inputs) > spec.weight_inputs[0] and n.inputs[spec.weight_inputs[0]]:
             meas_w = tuple(g.shape(n.inputs[spec.weight_inputs[0]]))
-        return _Static(i, n, cls, free, cls.is_compute and not spec.passthrough, node_macs(g, n),
+        # same rule as hwsim.quant.config.config_nodes (not imported: it would load the kernels)
+        configurable = (not spec.passthrough and n.op not in ("QuantizeLinear", "DequantizeLinear")
+                        and bool(act))
+        fused = False
+        if n.op in FUSED_ACTIVATIONS and act:
+            src = act[0][0]
+            prod = g.producer(src)
+            fused = (prod is not None and op_class_of(prod).is_compute and prod.op not in FUSED_ACTIVATIONS
+                     and len(g.consumers(src)) == 1 and src not in g.outputs)
+        return _Static(i, n, cls, free, configurable, fused, 0 if fused else node_macs(g, n),
                        tuple(act), weight, bias, const, outs, in_shapes, out_shapes, meas_shape, meas_w)
 
     def _reachable_explicit(self, tensor: str) -> tuple[str, ...]:
@@ -389,6 +406,7 @@ class CostModel:
                     break
             tbits[t] = default.a if bits is None else bits
         nodes, conversions = [], []
+        tpair: dict[str, BitPair] = {}
         pc = prof.cost_model.precision_conversion
         for s in self._statics:
             name = s.node.name
@@ -404,10 +422,13 @@ class CostModel:
             else:
                 in_bits = tuple(tbits.get(t, default.a) for t, _ in s.act_inputs)
                 a = in_bits[0] if in_bits else default.a
-                pair = self._derived_pair(s.node.op, a, default)
+                pair = tpair.get(s.act_inputs[0][0]) if s.act_inputs else None
+                if pair is None or pair.a != a or pair not in prof.candidates_for(s.node.op):
+                    pair = self._derived_pair(s.node.op, a, default)
                 out_bits = a
             for t, _ in s.out_elems:
                 tbits[t] = out_bits
+                tpair[t] = pair
             key = (s.index, pair, in_bits, out_bits)
             nc = self._cache.get(key)
             if nc is None:
@@ -421,9 +442,10 @@ class CostModel:
         cm = prof.cost_model
         n = s.node
         pair_label = str(pair) if (s.cls.is_compute or not s.free) else None
-        if s.free:
-            return NodeCost(n.name, n.op, s.cls.value, None, s.in_shapes, s.out_shapes, 0, 0.0, 0, 0, 0,
-                            0.0, 0.0, 0.0, 0.0 if self._has_energy else None, "none")
+        if s.free or s.fused:
+            return NodeCost(n.name, n.op, s.cls.value, str(pair) if s.fused else None, s.in_shapes, s.out_shapes,
+                            0, 0.0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0 if self._has_energy else None,
+                            "fused" if s.fused else "none")
         w_bytes = _packed_bytes(s.weight_elems, pair.w) if s.weight_elems else 0
         if s.bias_elems:
             w_bytes += _packed_bytes(s.bias_elems, prof.bias_bits_for(pair))

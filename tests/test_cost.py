@@ -110,13 +110,14 @@ def test_gemm_by_hand_with_bop_table_and_int4_packing():
 def test_passthrough_free_ops_and_totals():
     r = CostModel(small_cnn(), toy_profile()).evaluate("W8A8")
     relu, gap, flat = r.node("relu"), r.node("gap"), r.node("flat")
-    assert relu.pair == "W8A8" and relu.macs == 512 and relu.op_class == "elementwise"
+    # relu is conv's only consumer: fused into conv's requantization
+    assert relu.pair == "W8A8" and relu.macs == 0 and relu.bound == "fused" and relu.latency_s == 0
     assert gap.macs == 512                       # one op per input element
     assert flat.latency_s == 0 and flat.bound == "none" and flat.weight_bytes == 0 and flat.pair is None
     t = r.totals
-    assert t.macs == 13824 + 512 + 4608 + 512 + 0 + 32
+    assert t.macs == 13824 + 0 + 4608 + 512 + 0 + 32
     assert t.weight_bytes == 248 + 104 + 48
-    assert t.peak_activation_bytes == 1024       # relu in + out (512 + 512)
+    assert t.peak_activation_bytes == 1024       # dw in + out (512 + 512); relu works in place
     assert t.memory_bytes == 1424
     assert t.conversions == 0 and t.conversion_latency_s == 0
     assert t.latency_s == pytest.approx(sum(n.latency_s for n in r.nodes), rel=REL)
@@ -192,7 +193,7 @@ def test_node_macs_matmul_and_pools():
 def test_every_shipped_profile_costs_the_small_cnn(name):
     p = shipped_profile(name)
     r = evaluate_cost(small_cnn(), p)
-    assert r.totals.latency_s > 0 and r.totals.macs == 19488
+    assert r.totals.latency_s > 0 and r.totals.macs == 18976
     assert (r.totals.energy_j is not None) == p.cost_model.has_energy
     assert metric_value(r, p.metric) > 0
 
@@ -207,3 +208,17 @@ def test_evaluate_is_cheap_for_the_search():
             cm.evaluate(p)
     per_call = (time.perf_counter() - t0) / (100 * len(pairs))
     assert per_call < 2e-3, per_call
+
+
+def test_relu_not_fused_when_it_has_no_compute_producer_or_shares_the_tensor():
+    f = np.float32
+    consts = {"w": np.zeros((4, 4), f)}
+    nodes = (Node("r0", "Relu", ("x",), ("a",)),                     # reads a graph input: not fused
+             Node("fc", "Gemm", ("a", "w"), ("b",), {"transB": 1}),
+             Node("r1", "Relu", ("b",), ("c",)),                     # b also read by add: not fused
+             Node("add", "Add", ("b", "c"), ("y",)))
+    shapes = {"x": (1, 4), "a": (1, 4), "w": (4, 4), "b": (1, 4), "c": (1, 4), "y": (1, 4)}
+    g = Graph("nf", (TensorInfo("x", (1, 4)),), ("y",), nodes, consts, shapes)
+    r = CostModel(g, toy_profile()).evaluate("W8A8")
+    assert r.node("r0").bound != "fused" and r.node("r0").macs == 4
+    assert r.node("r1").bound != "fused" and r.node("r1").macs == 4
