@@ -1,0 +1,185 @@
+"""Integer executor: agreement with fake-quant, SQNR, overflow counting, prefix cache, islands."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+
+import numpy as np
+import pytest
+import yaml
+
+from hwsim.bits import BitPair
+from hwsim.errors import DataError
+from hwsim.execute import run_graph
+from hwsim.graph import Graph, Node, TensorInfo
+from hwsim.onnx_import import load_model
+from hwsim.profile import parse_profile, shipped_profile
+from hwsim.quant import (calibrate, compare, quantize_graph, reusable_values, run_fake, run_int, sqnr_db,
+                         uniform_config)
+from hwsim.quant.calibrate import float_dispatch
+from tests.onnx_models import build_mobilenet_like, build_transformer_block
+
+ORT = shipped_profile("cpu_onnxruntime")
+TFL = shipped_profile("tflite_reference")
+
+
+@pytest.fixture(scope="module")
+def mnet():
+    g = load_model(build_mobilenet_like())
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    return g, x, calibrate(g, calib, progress=False)
+
+
+@pytest.mark.parametrize("profile", [ORT, TFL], ids=["onnxruntime", "tflite_reference"])
+def test_integer_agrees_with_fake_quant_to_one_lsb_per_node(mnet, profile):
+    g, x, stats = mnet
+    qg = quantize_graph(g, profile, stats, "W8A8")
+    rep = compare(qg, {"input": x})
+    assert not rep.int_report.float_islands
+    for row in rep.rows:
+        # each node's own integer arithmetic differs from float rounding by at most 1 LSB
+        # (requantization ties / fixed-point multipliers); larger end-to-end differences are
+        # inherited from upstream nodes
+        assert row.local_max_lsb <= 1, row
+        assert row.acc_overflows == 0
+    out = rep.outputs["logits"]
+    assert out["sqnr_int_db"] > 22 and abs(out["sqnr_int_db"] - out["sqnr_fake_db"]) < 1.5
+    if profile is ORT:
+        # ORT's float32 requantization is what fake-quant computes: almost every element agrees
+        assert out["max_lsb"] <= 1 and out["frac_diff"] < 0.05
+
+
+def test_w8a16_beats_w8a8_beats_w4a8(mnet):
+    g, x, stats = mnet
+    ref = run_graph(g, {"input": x}, float_dispatch())["logits"]
+    s = {p: sqnr_db(ref, run_int(quantize_graph(g, ORT, stats, p), {"input": x})[0]["logits"])
+         for p in ("W4A8", "W8A8", "W8A16")}
+    assert s["W8A16"] > s["W8A8"] > s["W4A8"] > 3
+    assert s["W8A8"] > 22
+
+
+def test_outputs_are_dequantized_and_raw_codes_match(mnet):
+    g, x, stats = mnet
+    qg = quantize_graph(g, ORT, stats, "W8A8")
+    outs, _ = run_int(qg, {"input": x})
+    raw, _ = run_int(qg, {"input": x}, raw=True)
+    assert outs["logits"].dtype == np.float32 and raw["logits"].dtype == np.uint8
+    assert np.array_equal(qg.params("logits").dequantize(raw["logits"]), outs["logits"])
+
+
+def test_prefix_cache_reuses_unchanged_tensors_and_gives_identical_results(mnet):
+    g, x, stats = mnet
+    base = uniform_config(g, "W8A8", ORT)
+    qa = quantize_graph(g, ORT, stats, base)
+    env_a, _ = run_int(qa, {"input": x}, keep="all", raw=True)
+    last = [n.name for n in g.nodes if n.op == "Gemm"][-1]
+    qb = quantize_graph(g, ORT, stats, dict(base, **{last: BitPair(4, 8)}))
+    reuse = reusable_values(qb, qa, env_a)
+    assert last not in reuse and g.node(last).outputs[0] not in reuse
+    assert len(reuse) >= len(env_a) - 2
+    fresh, _ = run_int(qb, {"input": x}, raw=True)
+    cached, rep = run_int(qb, {"input": x}, raw=True, values=dict(reuse))
+    assert np.array_equal(fresh["logits"], cached["logits"])
+    ran = [k for k, r in rep.nodes.items() if r.calls]
+    assert ran == [last]
+
+
+def _acc16_profile(overflow: str):
+    with resources.as_file(resources.files("hwsim.hw_profiles") / "cpu_onnxruntime.yaml") as p:
+        doc = yaml.safe_load(p.read_text())
+    doc = copy.deepcopy(doc)
+    doc["name"] = f"acc16_{overflow}"
+    doc["arithmetic"].update(accumulator_bits={"W4A8": 16, "W8A8": 16, "W8A16": 32},
+                             bias_bits={"W4A8": 16, "W8A8": 16, "W8A16": 32}, overflow=overflow)
+    doc.pop("sources", None)
+    return parse_profile(doc, f"acc16_{overflow}.yaml")
+
+
+def _ref_events(xq, zx, wq_nk, zw, bias, bits, saturate):
+    """Sequential accumulation (bias, then k = 0..K-1) counting out-of-range results."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    acc = np.broadcast_to(bias.astype(np.int64), (xq.shape[0], wq_nk.shape[0])).copy()
+    events = 0
+    prods = (xq.astype(np.int64) - zx)[:, None, :] * (wq_nk.astype(np.int64) - zw[:, None])[None]
+    for k in range(xq.shape[1]):
+        acc = acc + prods[:, :, k]
+        bad = (acc < lo) | (acc > hi)
+        events += int(bad.sum())
+        if saturate:
+            acc = np.clip(acc, lo, hi)
+        else:
+            acc = (acc - lo) % (1 << bits) + lo
+    return events, acc
+
+
+@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
+def test_overflow_counts_with_a_16_bit_accumulator(overflow):
+    rng = np.random.default_rng(7)
+    K, N = 96, 6
+    w = np.abs(rng.standard_normal((N, K))).astype(np.float32) + 0.5      # same-sign products pile up
+    g = Graph("acc", (TensorInfo("x", (None, K)),), ("y",),
+              (Node("fc", "Gemm", ("x", "w", "b"), ("y",), {"transB": 1}),),
+              {"w": w, "b": np.ones(N, np.float32)}, shapes={"x": (1, K), "y": (1, N)})
+    x = np.abs(rng.standard_normal((8, K))).astype(np.float32) + 1.0
+    prof = _acc16_profile(overflow)
+    stats = calibrate(g, x, progress=False)
+    qg = quantize_graph(g, prof, stats, "W8A8")
+    plan = qg.plans["fc"]
+    assert plan.accumulator_bits == 16 and plan.bias_q.dtype == np.int32
+    _, rep = run_int(qg, {"x": x})
+    xp = plan.inputs[0]
+    xq = xp.quantize(x)
+    events, _ = _ref_events(xq, int(xp.zero_point), plan.weight_q, plan.weight_params.zero_point,
+                            plan.bias_q, 16, overflow == "saturate")
+    assert events > 0
+    assert rep.nodes["fc"].acc_overflows == events
+    # with a 32-bit accumulator nothing overflows and the results differ
+    ok = quantize_graph(g, ORT, calibrate(g, x, progress=False), "W8A8")
+    out32, rep32 = run_int(ok, {"x": x}, raw=True)
+    out16, _ = run_int(qg, {"x": x}, raw=True)
+    assert rep32.total_overflows == 0 and not np.array_equal(out16["y"], out32["y"])
+
+
+def test_float_islands_are_marked_and_transformer_runs():
+    g = load_model(build_transformer_block())
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 8, 16)).astype(np.float32),
+             "mask": np.zeros((2, 1, 1, 8), np.float32)}
+    stats = calibrate(g, feeds, progress=False)
+    qg = quantize_graph(g, ORT, stats, "W8A16")
+    outs, rep = run_int(qg, feeds)
+    islands = {rep.nodes[n].op for n in rep.float_islands}
+    assert {"Softmax", "LayerNormalization"} <= islands
+    assert all("no integer kernel" in rep.nodes[n].note for n in rep.float_islands)
+    assert rep.to_dict()["nodes"][rep.float_islands[0]]["float_island"] is True
+    assert {"Erf"} <= {rep.nodes[n].op for n, r in rep.nodes.items() if r.kind == "lut"}
+    ref = run_graph(g, feeds, float_dispatch())["y"]
+    assert sqnr_db(ref, outs["y"]) > 25
+
+
+def test_dynamic_quantization_needs_no_calibration(mnet):
+    g, x, _ = mnet
+    qg = quantize_graph(g, ORT, None, "W8A8", dynamic=True)
+    assert {p.kind for p in qg.plans.values()} == {"dynamic", "float"}
+    outs, rep = run_int(qg, {"input": x})
+    ref = run_graph(g, {"input": x}, float_dispatch())["logits"]
+    assert sqnr_db(ref, outs["logits"]) > 25
+    assert rep.nodes[next(n.name for n in g.nodes if n.op == "Conv")].macs > 0
+    fake = run_fake(qg, {"input": x})["logits"]
+    assert sqnr_db(outs["logits"], fake) > 50
+
+
+@pytest.mark.parametrize("feeds, msg", [
+    ({"inp": np.zeros((1, 3, 32, 32), np.float32)}, "do not match"),
+    ({"input": np.full((1, 3, 32, 32), np.inf, np.float32)}, "NaN/Inf"),
+    ({"input": np.zeros((1, 3, 32), np.float32)}, "rank"),
+])
+def test_bad_inputs_are_data_errors(mnet, feeds, msg):
+    g, _, stats = mnet
+    qg = quantize_graph(g, ORT, stats, "W8A8")
+    with pytest.raises(DataError, match=msg):
+        run_int(qg, feeds)
+    with pytest.raises(DataError, match=msg):
+        run_fake(qg, feeds)
