@@ -85,3 +85,29 @@ def test_resolve_profile_by_name_and_path(tmp_path):
         resolve_profile("cpu_onnxruntme")
     with pytest.raises(ProfileError, match="no such file"):
         resolve_profile(str(tmp_path / "missing.yaml"))
+
+
+def _schema_keys(node, out):
+    if isinstance(node, dict):
+        for k, v in node.get("properties", {}).items():
+            out.add(k)
+            _schema_keys(v, out)
+        for key in ("additionalProperties", "items"):
+            if isinstance(node.get(key), dict):
+                _schema_keys(node[key], out)
+        for alt in node.get("oneOf", []):
+            _schema_keys(alt, out)
+    return out
+
+
+def test_readme_documents_every_field_and_profile():
+    import json
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "hw_profiles"
+    readme = (root / "README.md").read_text()
+    keys = _schema_keys(json.loads((root / "profile.schema.json").read_text()), set())
+    assert len(keys) > 40
+    missing = [k for k in sorted(keys) if k not in readme]
+    assert missing == []
+    for name in SHIPPED:
+        assert f"`{name}.yaml`" in readme
