@@ -235,23 +235,30 @@ def multiply_by_quantized_multiplier_16x8(acc, mred, shift):
 
 @njit
 def _clamp_round_f32(v, lo, hi):
-    if v < lo:
+    """Clamp a float32 to the integer bounds ``[lo, hi]`` in float32, round rne; bounds not exact in
+    float32 (32-bit outputs) are enforced again on the integer."""
+    if v < np.float32(lo):
         return np.int64(lo), 1
-    if v > hi:
+    if v > np.float32(hi):
         return np.int64(hi), 1
-    return np.int64(np.rint(v)), 0
+    r = np.int64(np.rint(v))
+    if r < lo:
+        return np.int64(lo), 1
+    if r > hi:
+        return np.int64(hi), 1
+    return r, 0
 
 
 @njit
 def scale_f32_rne(acc, m, lo, hi):
     """ONNX Runtime: ``rne(clamp(f32(acc)·m, lo, hi))`` in float32; ``lo/hi`` = output bounds minus zero point. Returns ``(value, clamped)``."""
-    return _clamp_round_f32(np.float32(acc) * np.float32(m), np.float32(lo), np.float32(hi))
+    return _clamp_round_f32(np.float32(acc) * np.float32(m), lo, hi)
 
 
 @njit
 def scale_fbgemm_f32_rne(acc, bias_term, m, lo, hi):
     """fbgemm: ``rne(clamp((f32(acc) + bias_term)·m, lo, hi))``, float32 add then float32 multiply (no FMA). Returns ``(value, clamped)``."""
-    return _clamp_round_f32((np.float32(acc) + np.float32(bias_term)) * np.float32(m), np.float32(lo), np.float32(hi))
+    return _clamp_round_f32((np.float32(acc) + np.float32(bias_term)) * np.float32(m), lo, hi)
 
 
 @njit

@@ -378,7 +378,8 @@ def quantize(x, scale, zero_point, fmt, rounding=Rounding.HALF_EVEN, axis=None):
         j = idx[axis] if (axis is not None and s.size > 1) else 0
         sj = s.reshape(-1)[j if s.size > 1 else 0]
         zj = int(z.reshape(-1)[j if z.size > 1 else 0])
-        v = np.float32(x[idx]) / np.float32(sj)                       # float32 division
+        with np.errstate(over="ignore"):
+            v = np.float32(x[idx]) / np.float32(sj)                   # float32 division
         if np.isnan(v):
             q = fmt.qmin
         elif np.isinf(v):
