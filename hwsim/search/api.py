@@ -33,9 +33,18 @@ from .checkpoint import CHECKPOINT_NAME, EvalStore
 from .evaluator import ModelProblem, top1_accuracy
 from .result import SearchPoint, SearchResult
 
-__all__ = ["search", "recheck", "DEFAULT_BASELINES"]
+__all__ = ["search", "recheck", "numerics_key", "DEFAULT_BASELINES"]
 
 DEFAULT_BASELINES = ("W8A16", "W8A8", "W4A8")
+
+
+def numerics_key(profile) -> str:
+    """What decides a profile's integer outputs: quantization rules, arithmetic, candidate pairs.
+
+    Two profiles with the same key give identical scores for identical configurations.
+    """
+    return repr((profile.quantization, profile.arithmetic, profile.candidates,
+                 sorted(profile.op_overrides.items())))
 
 
 def _load_graph(model) -> Graph:
@@ -69,7 +78,7 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
            metric: Callable | None = None, labels=None, eval_data=None, cost_metric: str | None = None,
            out_dir=None, full_curve: bool = False, workers: int = 1, observer: str = "minmax",
            baselines: Sequence[str] = DEFAULT_BASELINES, prefix_cache: bool = True,
-           progress: bool = False, resume: bool = True) -> SearchResult:
+           progress: bool = False, resume: bool = True, score_memo=None) -> SearchResult:
     """Find the cheapest mixed-precision config meeting a budget.
 
     Parameters
@@ -92,6 +101,10 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
     prefix_cache : reuse integer tensors of the unchanged prefix of the graph.
     progress : show a progress bar (stderr).
     resume : reuse the checkpoint in ``out_dir`` when its inputs match.
+    score_memo : a dict shared between searches of the same model and data on several
+        profiles (``hwsim compare``): scores are keyed by the profile's :func:`numerics_key`
+        and the configuration, so profiles with the same numerics reuse each other's
+        evaluations (phase 1 included).
     """
     from ..profile import resolve_profile
 
@@ -137,7 +150,17 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
             bar.update(1)
             bar.set_postfix_str(f"{problem.score_name}={score:.2f}", refresh=False)
 
-    store = EvalStore(problem.score, ck, fingerprint=problem.fingerprint, on_eval=on_eval)
+    score_fn = problem.score
+    if score_memo is not None:
+        nkey = numerics_key(prof)
+
+        def score_fn(choice, _score=problem.score):
+            key = (nkey, tuple(sorted(problem.describe(choice).items())))
+            if key not in score_memo:
+                score_memo[key] = _score(choice)
+            return score_memo[key]
+
+    store = EvalStore(score_fn, ck, fingerprint=problem.fingerprint, on_eval=on_eval)
     base_pairs = {}
     for name in baselines:
         pair = BitPair.parse(name)
