@@ -62,7 +62,8 @@ def _round_away(v: np.ndarray) -> np.ndarray:
 # float32 functions as TFLite writes them (float64 evaluation rounded once to float32)
 def f32_sigmoid(x: np.ndarray) -> np.ndarray:
     """``1.0f / (1.0f + expf(-x))`` with every step in float32."""
-    e = np.exp(-x.astype(np.float64)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        e = np.exp(-x.astype(np.float64)).astype(np.float32)     # inf for x < -88.7, as expf
     return (np.float32(1.0) / (np.float32(1.0) + e)).astype(np.float32)
 
 
