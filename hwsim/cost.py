@@ -268,6 +268,9 @@ class CostModel:
         self._statics = tuple(statics)
         self._index = {s.node.name: s.index for s in statics}
         self._cache: dict = {}
+        self._cand_set = frozenset(profile.candidates)
+        self._parsed: dict = {}
+        self._allowed = {op: frozenset(profile.candidates_for(op)) for op in {n.op for n in graph.nodes}}
         # buffer liveness for the peak-activation computation
         self._alias = {}
         for s in statics:
@@ -281,6 +284,18 @@ class CostModel:
         for o in graph.outputs:
             last_use[self._alias.get(o, o)] = len(statics)
         self._last_use = last_use
+        self._input_buffers = tuple((t, _prod(graph.shape(t))) for t in graph.input_names)
+        self._input_sizes = dict(self._input_buffers)
+        freed_at: dict[int, list] = {}
+        for t, _ in self._input_buffers:
+            freed_at.setdefault(max(last_use.get(t, -1), 0), []).append(t)
+        schedule = []
+        for s in statics:
+            allocs = tuple((t, el) for t, el in s.out_elems if t not in self._alias)
+            for t, _ in allocs:
+                freed_at.setdefault(max(last_use.get(t, -1), s.index), []).append(t)
+            schedule.append(allocs)
+        self._schedule = tuple((allocs, tuple(freed_at.get(i, ()))) for i, allocs in enumerate(schedule))
         self._input_first_consumers = {t.name: self._reachable_explicit(t.name) for t in graph.inputs}
 
     # -- precomputation -----------------------------------------------------------------------
@@ -346,18 +361,23 @@ class CostModel:
         if isinstance(pairs, (str, BitPair)):
             return self.uniform_pairs(BitPair.parse(pairs))
         out = {}
-        cands = self.profile.candidates
+        cands = self._cand_set
+        parsed = self._parsed
+        index = self._index
         for name, p in pairs.items():
-            if name not in self._index:
+            if name not in index:
                 raise ConfigError(f"cost: no node named '{name}' in model '{self.graph.name}'")
-            if not isinstance(p, BitPair):
-                try:
-                    p = BitPair.parse(p)
-                except ValueError as e:
-                    raise ConfigError(f"cost: node '{name}': {e}") from None
+            if p.__class__ is not BitPair:
+                q = parsed.get(p)
+                if q is None:
+                    try:
+                        q = parsed[p] = BitPair.parse(p)
+                    except ValueError as e:
+                        raise ConfigError(f"cost: node '{name}': {e}") from None
+                p = q
             if p not in cands:
                 raise ConfigError(f"cost: node '{name}': pair {p} is not supported by profile "
-                                  f"'{self.profile.name}'; allowed: {', '.join(map(str, cands))}")
+                                  f"'{self.profile.name}'; allowed: {', '.join(map(str, self.profile.candidates))}")
             out[name] = p
         return out
 
@@ -423,7 +443,7 @@ class CostModel:
                 in_bits = tuple(tbits.get(t, default.a) for t, _ in s.act_inputs)
                 a = in_bits[0] if in_bits else default.a
                 pair = tpair.get(s.act_inputs[0][0]) if s.act_inputs else None
-                if pair is None or pair.a != a or pair not in prof.candidates_for(s.node.op):
+                if pair is None or pair.a != a or pair not in self._allowed[s.node.op]:
                     pair = self._derived_pair(s.node.op, a, default)
                 out_bits = a
             for t, _ in s.out_elems:
@@ -482,23 +502,20 @@ class CostModel:
                         a_in, a_out, compute_s, memory_s, latency, energy, bound)
 
     def _peak_activation_bytes(self, tbits: Mapping[str, int]) -> int:
-        g = self.graph
-        alias = self._alias
-        live: dict[str, int] = {}
-        for t in g.input_names:
-            live[t] = _packed_bytes(_prod(g.shape(t)), tbits.get(t, 8))
-        peak = sum(live.values())
-        last = self._last_use
-        for s in self._statics:
-            for t, el in s.out_elems:
-                if t in alias:
-                    continue
-                live[t] = _packed_bytes(el, tbits[t])
-            cur = sum(live.values())
+        """Peak of live activation bytes over the topological schedule (precomputed in __init__)."""
+        cur = 0
+        for t, el in self._input_buffers:
+            cur += (el * tbits.get(t, 8) + 7) // 8
+        peak = cur
+        size = {}
+        for allocs, frees in self._schedule:
+            for t, el in allocs:
+                b = size[t] = (el * tbits[t] + 7) // 8
+                cur += b
             if cur > peak:
                 peak = cur
-            for t in [t for t in live if last.get(t, -1) <= s.index]:
-                del live[t]
+            for t in frees:
+                cur -= size[t] if t in size else (self._input_sizes[t] * tbits.get(t, 8) + 7) // 8
         return peak
 
     def _report(self, nodes, conversions, tbits) -> CostReport:
