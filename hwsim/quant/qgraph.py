@@ -504,7 +504,9 @@ class Quantizer:
         q = round_half((b / bscale).astype(np.float32), "half_even")
         bits = self.profile.bias_bits_for(pair)
         lim = float(2 ** (bits - 1))
-        q = np.clip(q, -lim, lim - 1).astype(np.int64 if bits > 32 else np.int32)
+        # saturate in float64 below 2**(bits-1): in float32 (or for 64 bits) `lim - 1` rounds
+        # up to `lim`, whose cast would wrap instead of saturating
+        q = np.clip(q.astype(np.float64), -lim, np.nextafter(lim, 0.0)).astype(np.int64 if bits > 32 else np.int32)
         q.setflags(write=False)
         self._b_cache[key] = q
         return q
