@@ -273,6 +273,22 @@ def test_shared_scale_concat_inputs_share_one_quantizer():
     assert float(own.params("ya").scale) < float(own.params("yb").scale)
 
 
+def test_residual_add_shares_one_scale_when_the_profile_says_so(mnet):
+    import copy
+    from importlib import resources
+    g, x, stats = mnet
+    with resources.as_file(resources.files("hwsim.hw_profiles") / "tflite_reference.yaml") as f:
+        doc = copy.deepcopy(yaml.safe_load(f.read_text()))
+    doc["quantization"]["shared_scale_ops"] = ["Add", "Concat"]
+    doc.pop("sources", None)
+    shared = parse_profile(doc, "shared_add.yaml")
+    add = next(n for n in g.nodes if n.op == "Add")
+    qs = quantize_graph(g, shared, stats, "W8A8")
+    assert qs.params(add.inputs[0]) is qs.params(add.inputs[1])
+    qo = quantize_graph(g, TFL, stats, "W8A8")
+    assert qo.params(add.inputs[0]) is not qo.params(add.inputs[1])
+
+
 def test_fixed_output_range_from_profile():
     g = Graph("sig", (TensorInfo("x", (None, 4)),), ("y",), (Node("s", "Sigmoid", ("x",), ("y",)),), {},
               shapes={"x": (1, 4), "y": (1, 4)})
@@ -319,3 +335,12 @@ def test_observer_override_changes_ranges_without_recalibrating(mnet):
     pc = quantize_graph(g, ORT, stats, "W8A8", observer="percentile")
     t = g.nodes[0].outputs[0]
     assert float(pc.params(t).scale) <= float(mm.params(t).scale)
+
+
+@pytest.mark.parametrize("mod", ["qparams", "observers", "calibrate", "config", "qgraph", "int_exec", "fake_exec",
+                                 "compare"])
+def test_docstring_examples_run(mod):
+    import doctest
+    import importlib
+    res = doctest.testmod(importlib.import_module(f"hwsim.quant.{mod}"), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 0

@@ -56,7 +56,7 @@ def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
         return float("inf")
     if sig == 0.0:
         return float("-inf")
-    return 10.0 * np.log10(sig / err)
+    return float(10.0 * np.log10(sig / err))
 
 
 @dataclass

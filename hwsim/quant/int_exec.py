@@ -377,16 +377,27 @@ def _concat(node, inputs, ctx, plan):
 
 
 def _lut(node, inputs, ctx):
+    from hwsim.kernels.lut import Lut, apply_lut, build_lut
     plan = ctx.qg.plans[node.name]
-    table = plan._cache.get("lut")
+    lut = plan._cache.get("lut")
     x_p, out = plan.inputs[0], plan.outputs[0]
-    if table is None:
-        codes = np.arange(x_p.fmt.qmin, x_p.fmt.qmax + 1, dtype=np.int64)
-        real = x_p.dequantize(codes)
-        f = float_dispatch()[node.op](node, [real], None)[0]
-        table = out.quantize(f, rounding=ctx.rounding.value)
-        plan._cache["lut"] = table
-    y = table[inputs[0].astype(np.int64) - x_p.fmt.qmin]
+    if lut is None:
+        fop = float_dispatch()[node.op]
+
+        def fn(v):
+            return fop(node, [np.asarray(v, np.float32)], None)[0]
+
+        scheme = ctx.qg.profile.requant_for(plan.pair).value
+        if scheme.startswith("tflite") and x_p.fmt == out.fmt and x_p.fmt.bits <= 16:
+            # TFLite LUTPopulate: reciprocal multiply, ties away from zero
+            lut = build_lut(fn, float(x_p.scale), int(x_p.zero_point), float(out.scale), int(out.zero_point), out.fmt)
+        else:
+            # ONNX-style: the output quantizer applied to f(every input code), the profile's tie rule
+            codes = np.arange(x_p.fmt.qmin, x_p.fmt.qmax + 1, dtype=np.int64)
+            table = out.quantize(fn(x_p.dequantize(codes)), rounding=ctx.rounding.value).astype(np.int64)
+            lut = Lut(table, x_p.fmt.qmin, float(out.scale), int(out.zero_point), out.fmt.storage_dtype.name)
+        plan._cache["lut"] = lut
+    y = apply_lut(inputs[0], lut)
     _rec(ctx, node, plan)
     return (y,)
 
