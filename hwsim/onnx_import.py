@@ -57,9 +57,9 @@ __all__ = ["load_model", "SUPPORTED_OPS", "FOLD_ONLY_OPS", "REMOVED_OPS", "MIN_O
 MIN_OPSET = 7
 
 FOLD_ONLY_OPS = frozenset({
-    "Constant", "Shape", "Size", "ConstantOfShape", "Cast", "Range", "Equal", "Less", "Greater",
-    "Where", "Expand", "Floor", "Ceil", "Not", "And", "Or", "Min", "Max", "Neg", "Abs", "Tile",
-    "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "CastLike", "Exp", "Log", "Reciprocal",
+    "Constant", "Shape", "Size", "ConstantOfShape", "Range", "Less", "Greater",
+    "Floor", "Ceil", "Not", "And", "Or", "Min", "Max", "Abs", "Tile",
+    "ReduceProd", "ReduceMin", "CastLike", "Log", "Reciprocal", "Mod",
 })
 """Ops accepted only when all their inputs are constant (they are evaluated at import)."""
 
@@ -464,17 +464,52 @@ def _axes_from(ctx, name, inputs, attrs, pos, what):
     return None
 
 
-def _n_reduce_mean(ctx, name, inputs, outputs, attrs):
-    r = ctx.rank(inputs[0], name)
-    axes = _axes_from(ctx, name, inputs, attrs, 1, "ReduceMean axes")
-    keep = int(attrs.get("keepdims", 1))
-    if not axes:
-        if int(attrs.get("noop_with_empty_axes", 0)):
-            ctx.alias(outputs[0], inputs[0])
-            return
-        axes = tuple(range(r))
-    axes = tuple(sorted(a % r for a in axes))
-    ctx.emit(name, "ReduceMean", inputs[:1], outputs[:1], {"axes": axes, "keepdims": keep})
+def _n_reduce(op):
+    def f(ctx, name, inputs, outputs, attrs):
+        r = ctx.rank(inputs[0], name)
+        axes = _axes_from(ctx, name, inputs, attrs, 1, f"{op} axes")
+        keep = int(attrs.get("keepdims", 1))
+        if not axes:
+            if int(attrs.get("noop_with_empty_axes", 0)):
+                ctx.alias(outputs[0], inputs[0])
+                return
+            axes = tuple(range(r))
+        axes = tuple(sorted(a % r for a in axes))
+        ctx.emit(name, op, inputs[:1], outputs[:1], {"axes": axes, "keepdims": keep})
+    return f
+
+
+def _n_cast(ctx, name, inputs, outputs, attrs):
+    to = _np_dtype(int(attrs["to"]))
+    if to is None:
+        raise UnsupportedOpError(name, "Cast", SUPPORTED_OPS, f"target type {attrs['to']}")
+    ctx.emit(name, "Cast", inputs[:1], outputs[:1], {"to": to})
+
+
+def _n_leaky_relu(ctx, name, inputs, outputs, attrs):
+    ctx.emit(name, "LeakyRelu", inputs[:1], outputs[:1], {"alpha": float(attrs.get("alpha", 0.01))})
+
+
+def _n_expand(ctx, name, inputs, outputs, attrs):
+    x = inputs[0]
+    f = ctx.known.get(inputs[1])
+    if f is None:
+        raise UnsupportedOpError(name, "Expand", SUPPORTED_OPS, "the target shape is computed at run time")
+    target = [int(v) for v in f.v1.reshape(-1)]
+    if not f.static:
+        v2 = [int(v) for v in f.v2.reshape(-1)]
+        in1, in2 = ctx.shape1(x), ctx.shape2(x)
+        off = len(target) - len(in1 or ())
+        for i in range(len(target)):
+            if target[i] == v2[i]:
+                continue
+            j = i - off
+            if in1 is not None and in2 is not None and 0 <= j < len(in1) and in1[j] == target[i] and in2[j] == v2[i]:
+                target[i] = 1          # broadcasting 1 keeps the input's (dynamic) dimension
+            else:
+                raise UnsupportedOpError(name, "Expand", SUPPORTED_OPS,
+                                         f"target shape entry {i} depends on the batch size")
+    ctx.emit(name, "Expand", [x], outputs[:1], {"shape": tuple(target)})
 
 
 def _n_softmax(ctx, name, inputs, outputs, attrs):
@@ -492,6 +527,44 @@ def _n_concat(ctx, name, inputs, outputs, attrs):
     ctx.emit(name, "Concat", [t for t in inputs if t], outputs[:1], {"axis": int(attrs["axis"]) % r})
 
 
+def _resolve_target(t, in_shape, allowzero) -> list[int]:
+    t = [in_shape[i] if (v == 0 and not allowzero) else v for i, v in enumerate(t)]
+    if -1 in t:
+        known = int(np.prod([v for v in t if v != -1], dtype=np.int64))
+        total = int(np.prod(in_shape, dtype=np.int64))
+        t[t.index(-1)] = total // known if known else 0
+    return t
+
+
+def _dynamic_reshape_target(name, v1, v2, in1, in2, allowzero) -> list[int]:
+    """A Reshape target that differs between batch 1 and batch 2 -> one valid for any batch:
+    entries that change become 0 (copy the input dim at the same position) or a single -1."""
+    if in1 is None or in2 is None:
+        raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS, "batch-dependent target and unknown input shape")
+    t1, t2 = _resolve_target(v1, in1, allowzero), _resolve_target(v2, in2, allowzero)
+    target = list(v1)
+    rest = []
+    for i in range(len(t1)):
+        if t1[i] == t2[i]:
+            continue
+        if not allowzero and i < len(in1) and t1[i] == in1[i] and t2[i] == in2[i]:
+            target[i] = 0
+        else:
+            rest.append(i)
+    if len(rest) == 1:
+        j = rest[0]
+        if target[j] != -1:
+            if -1 in target:                 # the original -1 is batch independent: make it explicit
+                k = target.index(-1)
+                target[k] = t1[k]
+            target[j] = -1
+    elif rest:
+        raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS,
+                                 f"target shape entries {rest} depend on the batch size in a way "
+                                 "that is not a copied or inferred dimension")
+    return target
+
+
 def _n_reshape(ctx, name, inputs, outputs, attrs):
     x = inputs[0]
     allowzero = int(attrs.get("allowzero", 0))
@@ -505,22 +578,8 @@ def _n_reshape(ctx, name, inputs, outputs, attrs):
         v1 = [int(v) for v in f.v1.reshape(-1)]
         target = v1
         if not f.static:
-            v2 = [int(v) for v in f.v2.reshape(-1)]
-            in1, in2 = ctx.shape1(x), ctx.shape2(x)
-            diff = [i for i in range(len(v1)) if v1[i] != v2[i]]
-            rest = []
-            for i in diff:
-                if (not allowzero and in1 is not None and in2 is not None and i < len(in1)
-                        and v1[i] == in1[i] and v2[i] == in2[i]):
-                    target[i] = 0
-                else:
-                    rest.append(i)
-            if len(rest) == 1 and -1 not in target:
-                target[rest[0]] = -1
-            elif rest:
-                raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS,
-                                         f"target shape entries {rest} depend on the batch size in a way "
-                                         "that is not a copied or inferred dimension")
+            target = _dynamic_reshape_target(name, v1, [int(v) for v in f.v2.reshape(-1)],
+                                             ctx.shape1(x), ctx.shape2(x), allowzero)
     ctx.emit(name, "Reshape", [x], outputs[:1], {"shape": tuple(target), "allowzero": allowzero})
 
 
@@ -638,7 +697,12 @@ _NORMALIZERS: dict[str, Callable] = {
     "HardSigmoid": _n_hard_sigmoid,
     "MaxPool": _n_pool("MaxPool"),
     "AveragePool": _n_pool("AveragePool"),
-    "ReduceMean": _n_reduce_mean,
+    "ReduceMean": _n_reduce("ReduceMean"),
+    "ReduceSum": _n_reduce("ReduceSum"),
+    "ReduceMax": _n_reduce("ReduceMax"),
+    "Cast": _n_cast,
+    "LeakyRelu": _n_leaky_relu,
+    "Expand": _n_expand,
     "Softmax": _n_softmax,
     "Concat": _n_concat,
     "Reshape": _n_reshape,
@@ -655,7 +719,7 @@ _NORMALIZERS: dict[str, Callable] = {
     "DequantizeLinear": _n_qdq("DequantizeLinear"),
 }
 for _op in ("MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "HardSwish", "Sigmoid", "Tanh", "Erf",
-            "Sqrt", "GlobalAveragePool"):
+            "Sqrt", "GlobalAveragePool", "GlobalMaxPool", "PRelu", "Neg", "Exp", "Equal", "Where"):
     _NORMALIZERS[_op] = _n_plain(_op)
 assert set(_NORMALIZERS) == set(OPS) - {"Identity"}, set(OPS) ^ set(_NORMALIZERS)
 
@@ -746,6 +810,34 @@ def _fold_node(ctx: _Ctx, node, name: str, inputs: list[str]) -> bool:
 # --------------------------------------------------------------------------------------
 # BN folding, cleanup, shapes
 # --------------------------------------------------------------------------------------
+_BROADCAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Where"})
+
+
+def _uniform_broadcastable(ctx: _Ctx, t: str, users) -> bool:
+    """True when the batch-dependent constant ``t`` is one repeated value (e.g. ``zeros_like``)
+    whose batch-1 version broadcasts to the same result in every consumer."""
+    f = ctx.known[t]
+    a, b = f.v1, f.v2
+    if a.size == 0 or b.size == 0 or a.ndim != b.ndim:
+        return False
+    if not (np.all(a == a.reshape(-1)[0]) and np.all(b == a.reshape(-1)[0])):
+        return False
+    try:
+        if np.broadcast_shapes(a.shape, b.shape) != b.shape:
+            return False
+        for n in users:
+            if n.op not in _BROADCAST_OPS:
+                return False
+            others = [ctx.shape2(u) for u in n.inputs if u and u != t]
+            if any(o is None for o in others):
+                return False
+            if np.broadcast_shapes(a.shape, *others) != np.broadcast_shapes(b.shape, *others):
+                return False
+    except ValueError:
+        return False
+    return True
+
+
 def _fold_batchnorms(nodes: list[Node], consts: dict, outputs: set) -> list[Node]:
     producers = {t: n for n in nodes for t in n.outputs}
     n_consumers: dict[str, int] = {}
@@ -922,11 +1014,9 @@ def load_model(model, *, name: str | None = None) -> Graph:
             continue
         if op == "Cast" and not ctx.is_const(ins[0]):
             to = _np_dtype(int(_attrs(node)["to"]))
-            src = dtypes.get(ins[0])
-            if to is not None and to == src:
+            if to is not None and to == dtypes.get(ins[0]):
                 alias[outs[0]] = ins[0]
                 continue
-            raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"run-time Cast from {src} to {to}")
         # Shape/Constant/all-constant nodes fold; other ops are normalised
         proxy = node
         if ins != list(node.input):
@@ -977,12 +1067,14 @@ def load_model(model, *, name: str | None = None) -> Graph:
     nodes = nodes + extra
 
     used = {t for n in nodes for t in n.inputs if t}
-    for t in used:
+    for t in sorted(used):
         f = ctx.known.get(t)
         if f is not None and not f.static:
-            users = [n.name for n in nodes if t in n.inputs]
-            raise UnsupportedOpError(users[0], next(n.op for n in nodes if t in n.inputs), SUPPORTED_OPS,
-                                     f"input '{t}' is a shape that depends on the batch size")
+            users = [n for n in nodes if t in n.inputs]
+            if not _uniform_broadcastable(ctx, t, users):
+                raise UnsupportedOpError(users[0].name, users[0].op, SUPPORTED_OPS,
+                                         f"input '{t}' is a value computed from the batch size")
+            ctx.known[t] = _Folded(f.v1)     # a uniform fill: its batch-1 value broadcasts
     consts = {t: ctx.known[t].v1 for t in used if t in ctx.known}
     nodes = _fold_batchnorms(nodes, consts, set(graph_outputs))
     nodes = _fuse_pad_into_conv(nodes, consts, set(graph_outputs))

@@ -82,6 +82,18 @@ OPS: dict[str, OpSpec] = {
     "Pad": OpSpec(_D, passthrough=True),
     "Slice": OpSpec(_D, passthrough=True),
     "Gather": OpSpec(_D, passthrough=True),
+    "LeakyRelu": OpSpec(_E),
+    "PRelu": OpSpec(_E, weight_inputs=(1,)),         # the slope is a weight only when constant
+    "Neg": OpSpec(_E),
+    "Exp": OpSpec(_E),
+    "GlobalMaxPool": OpSpec(_E, passthrough=True),
+    "ReduceSum": OpSpec(_E),
+    "ReduceMax": OpSpec(_E, passthrough=True),
+    "Expand": OpSpec(_D, passthrough=True),
+    # masks and type conversions (attention masks in transformer exports); not quantized
+    "Equal": OpSpec(_E, multi_input=True),
+    "Where": OpSpec(_E, multi_input=True),
+    "Cast": OpSpec(_D),
     "QuantizeLinear": OpSpec(_E),
     "DequantizeLinear": OpSpec(_E),
 }

@@ -10,6 +10,9 @@ Models (small channel counts, every file < 1 MB), all with a dynamic batch dimen
   mbv3_torchscript_op17.onnx  MobileNetV3-style (HardSwish, SE with HardSigmoid, asymmetric-pad conv)
   resnet_torchscript_op15.onnx ResNet-style (MaxPool, downsample, AdaptiveAvgPool, flatten)
   mbv2_dynamo_op18.onnx / resnet_dynamo_op18.onnx / mbv3_dynamo_op20.onnx  the same nets, dynamo exporter
+  encoder_torchscript_op17.onnx / encoder_dynamo_op18.onnx  embedding + one nn.TransformerEncoderLayer
+      (GELU, LayerNorm, attention with a key-padding mask) + Linear on the first token;
+      inputs ids (N, 8) int64 and mask (N, 8) int64 (1 = token, 0 = padding), output logits (N, 3)
 """
 from __future__ import annotations
 
@@ -113,6 +116,36 @@ class ResNetLike(nn.Module):
         return self.fc(x)
 
 
+class TinyEncoder(nn.Module):
+    def __init__(self, vocab=50, d=16, heads=2, ff=32, num_classes=3):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, activation="gelu", batch_first=True)
+        self.fc = nn.Linear(d, num_classes)
+
+    def forward(self, ids, mask):
+        h = self.layer(self.emb(ids), src_key_padding_mask=(mask == 0))
+        return self.fc(h[:, 0])
+
+
+def export_encoder(exporter, opset, seed=0):
+    torch.manual_seed(seed)
+    model = TinyEncoder().eval()
+    ids = torch.randint(0, 50, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    path = OUT / f"encoder_{exporter}_op{opset}.onnx"
+    names = dict(input_names=["ids", "mask"], output_names=["logits"])
+    if exporter == "torchscript":
+        torch.onnx.export(model, (ids, mask), str(path), dynamo=False, opset_version=opset, **names,
+                          dynamic_axes={"ids": {0: "batch"}, "mask": {0: "batch"}, "logits": {0: "batch"}})
+    else:
+        b = torch.export.Dim("batch", min=1, max=64)
+        prog = torch.onnx.export(model, (ids, mask), dynamo=True, opset_version=opset, **names,
+                                 dynamic_shapes={"ids": {0: b}, "mask": {0: b}})
+        prog.save(str(path), external_data=False)
+    return path
+
+
 def _randomize_bn(model, gen):
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -155,6 +188,7 @@ def main() -> int:
     ok = True
     jobs = [(export_torchscript, "mbv2", 13), (export_torchscript, "mbv3", 17), (export_torchscript, "resnet", 15),
             (export_dynamo, "mbv2", 18), (export_dynamo, "resnet", 18), (export_dynamo, "mbv3", 20)]
+    jobs += [(export_encoder, "torchscript", 17), (export_encoder, "dynamo", 18)]
     for fn, kind, opset in jobs:
         try:
             p = fn(kind, opset)

@@ -345,3 +345,53 @@ def test_quantize_dequantize_linear():
                     ("z", np.zeros(4, np.int8))])
     g = check(m, {"x": rand(2, 4)})
     assert [n.op for n in g.nodes] == ["DequantizeLinear", "MatMul"]   # Q/DQ never folded
+
+
+# ---- further ops (CNN activations, masks, reductions) ---------------------------------------
+def test_leaky_relu_prelu_neg_exp():
+    check(single_op_model("LeakyRelu", [(2, 3, 4)], attrs={"alpha": 0.2}), {"x0": rand(2, 3, 4)})
+    check(single_op_model("LeakyRelu", [(2, 3, 4)]), {"x0": rand(2, 3, 4)})
+    check(single_op_model("PRelu", [(2, 3, 4, 4)], {1: rand(3, 1, 1, seed=1)}), {"x0": rand(2, 3, 4, 4)})
+    check(single_op_model("PRelu", [(2, 3, 4, 4), (4,)]), {"x0": rand(2, 3, 4, 4), "x1": rand(4, seed=1)})
+    check(single_op_model("Neg", [(2, 5)]), {"x0": rand(2, 5)})
+    check(single_op_model("Exp", [(2, 5)]), {"x0": rand(2, 5)})
+
+
+def test_global_max_pool():
+    check(single_op_model("GlobalMaxPool", [(2, 3, 5, 7)]), {"x0": rand(2, 3, 5, 7)})
+
+
+@pytest.mark.parametrize("op,opset", [("ReduceSum", 11), ("ReduceSum", 13), ("ReduceMax", 13), ("ReduceMax", 18)])
+@pytest.mark.parametrize("axes,keepdims", [([1], 1), ([-1, 2], 0), (None, 1)])
+def test_reduce_sum_max(op, opset, axes, keepdims):
+    axes_as_input = (op == "ReduceSum" and opset >= 13) or opset >= 18
+    if axes_as_input:
+        consts = {} if axes is None else {1: np.array(axes, np.int64)}
+        m = single_op_model(op, [(2, 3, 4, 5)], consts, {"keepdims": keepdims}, opset=opset)
+    else:
+        m = single_op_model(op, [(2, 3, 4, 5)], {}, {"keepdims": keepdims} | ({} if axes is None else {"axes": axes}),
+                            opset=opset)
+    check(m, {"x0": rand(2, 3, 4, 5)})
+
+
+def test_mask_ops_cast_equal_where_expand():
+    nodes = [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT),
+             helper.make_node("Sub", ["one", "mf"], ["inv"]),
+             helper.make_node("Mul", ["inv", "big"], ["add"]),
+             helper.make_node("Equal", ["mask", "zero"], ["is_pad"]),
+             helper.make_node("Where", ["is_pad", "ninf", "x"], ["w"]),
+             helper.make_node("Add", ["w", "add"], ["s"]),
+             helper.make_node("Expand", ["bias", "shp"], ["e"]),
+             helper.make_node("Add", ["s", "e"], ["y"])]
+    inits = [("one", np.array(1.0, np.float32)), ("big", np.array(-1e4, np.float32)), ("zero", np.array(0, np.int64)),
+             ("ninf", np.array(-5.0, np.float32)), ("bias", rand(1, 6, seed=3)), ("shp", np.array([3, 1], np.int64))]
+    m = make_model(nodes, [("x", [3, 6]), ("mask", [3, 6], TensorProto.INT64)], [("y", [3, 6])], inits)
+    mask = np.ones((3, 6), np.int64)
+    mask[2, 4:] = 0
+    check(m, {"x": rand(3, 6), "mask": mask})
+
+
+@pytest.mark.parametrize("to", [TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL, TensorProto.DOUBLE])
+def test_cast(to):
+    m = make_model([helper.make_node("Cast", ["x"], ["y"], to=to)], [("x", ["N", 7])], [("y", ["N", 7], to)])
+    check(m, {"x": rand(2, 7, lo=-4, hi=4)})

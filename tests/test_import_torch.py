@@ -15,16 +15,18 @@ from tests.onnx_models import run_ort
 
 MODELS = Path(__file__).parent / "data" / "models"
 FILES = sorted(MODELS.glob("*.onnx"))
+CNN_FILES = [p for p in FILES if not p.name.startswith("encoder_")]
 
 
 def test_the_exports_are_there():
     names = {p.name for p in FILES}
     assert {"mbv2_torchscript_op13.onnx", "mbv3_torchscript_op17.onnx", "resnet_torchscript_op15.onnx",
-            "mbv2_dynamo_op18.onnx", "resnet_dynamo_op18.onnx", "mbv3_dynamo_op20.onnx"} <= names
+            "mbv2_dynamo_op18.onnx", "resnet_dynamo_op18.onnx", "mbv3_dynamo_op20.onnx",
+            "encoder_torchscript_op17.onnx", "encoder_dynamo_op18.onnx"} <= names
     assert all(p.stat().st_size < 1_000_000 for p in FILES)
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CNN_FILES, ids=lambda p: p.stem)
 def test_torch_export_matches_ort_for_any_batch(path):
     m = onnx.load(path)
     g = load_model(path)
@@ -48,3 +50,19 @@ def test_torchscript_pad_chain_fused_into_conv_as_asymmetric_pads():
     first = g.nodes[0]
     assert first.op == "Conv" and first.inputs[0] == "input"
     assert first.attrs["pads"] == (0, 0, 1, 1)               # (top, left, bottom, right)
+
+
+@pytest.mark.parametrize("name", ["encoder_torchscript_op17.onnx", "encoder_dynamo_op18.onnx"])
+def test_torch_transformer_encoder_with_padding_mask(name):
+    m = onnx.load(MODELS / name)
+    g = load_model(MODELS / name)
+    assert {"LayerNormalization", "Softmax", "Erf", "MatMul"} <= {n.op for n in g.nodes}
+    assert not {"Shape", "ConstantOfShape", "Constant"} & {n.op for n in g.nodes}
+    for b in (1, 3):
+        rng = np.random.default_rng(b)
+        feeds = {"ids": rng.integers(0, 50, (b, 8)).astype(np.int64), "mask": np.ones((b, 8), np.int64)}
+        feeds["mask"][-1, 5:] = 0
+        ref = run_ort(m, feeds)["logits"]
+        got = run_float(g, feeds)["logits"]
+        assert got.shape == ref.shape == (b, 3)
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()

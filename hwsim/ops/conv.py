@@ -43,6 +43,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strides, dilation
                 if mult > 1:
                     xs = np.repeat(xs, mult, axis=1)
                 y += xs * w[:, 0, i, j].reshape(1, m, 1, 1)
+    elif kh == kw == 1 and group == 1:
+        xs = xp[:, :, :hspan:sh, :wspan:sw] if (sh, sw) != (1, 1) else xp
+        y = np.matmul(w.reshape(m, c), xs.reshape(n, c, oh * ow)).reshape(n, m, oh, ow).astype(dtype, copy=False)
     else:
         cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
         for i in range(kh):

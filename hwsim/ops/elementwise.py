@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["add", "sub", "mul", "div", "pow_", "relu", "clip", "hard_sigmoid", "hard_swish",
-           "sigmoid", "tanh", "erf", "sqrt", "erf_array"]
+           "sigmoid", "tanh", "erf", "sqrt", "erf_array", "leaky_relu", "prelu", "neg", "exp", "equal",
+           "where", "cast"]
 
 
 def _same(y, like):
@@ -54,12 +55,16 @@ def clip(node, inputs, ctx=None):
     """``min(max(x, min), max)`` with the normalised ``min``/``max`` attributes."""
     x = inputs[0]
     lo, hi = node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
-    y = x
-    if lo is not None and lo != -np.inf:
-        y = np.maximum(y, np.asarray(lo).astype(x.dtype))
-    if hi is not None and hi != np.inf:
-        y = np.minimum(y, np.asarray(hi).astype(x.dtype))
-    return (y if y is not x else x.copy(),)
+    has_lo = lo is not None and lo != -np.inf
+    has_hi = hi is not None and hi != np.inf
+    if has_lo:
+        y = np.maximum(x, np.asarray(lo).astype(x.dtype))
+        if has_hi:
+            np.minimum(y, np.asarray(hi).astype(x.dtype), out=y)
+        return (y,)
+    if has_hi:
+        return (np.minimum(x, np.asarray(hi).astype(x.dtype)),)
+    return (x.copy(),)
 
 
 def hard_sigmoid(node, inputs, ctx=None):
@@ -108,3 +113,44 @@ def erf(node, inputs, ctx=None):
 def sqrt(node, inputs, ctx=None):
     with np.errstate(invalid="ignore"):
         return (np.sqrt(inputs[0]),)
+
+
+def leaky_relu(node, inputs, ctx=None):
+    x = inputs[0]
+    return (np.where(x >= 0, x, x * x.dtype.type(node.attrs.get("alpha", 0.01))),)
+
+
+def prelu(node, inputs, ctx=None):
+    """``x`` where ``x >= 0`` else ``slope * x`` (slope broadcast to ``x``)."""
+    x, slope = inputs
+    return (np.where(x >= 0, x, x * slope.astype(x.dtype, copy=False)),)
+
+
+def neg(node, inputs, ctx=None):
+    return (np.negative(inputs[0]),)
+
+
+def exp(node, inputs, ctx=None):
+    with np.errstate(over="ignore"):
+        return (np.exp(inputs[0]),)
+
+
+def equal(node, inputs, ctx=None):
+    return (np.equal(inputs[0], inputs[1]),)
+
+
+def where(node, inputs, ctx=None):
+    c, a, b = inputs
+    return (np.where(c, a, b),)
+
+
+def cast(node, inputs, ctx=None):
+    """Cast to ``attrs['to']`` (a NumPy dtype name)."""
+    x = inputs[0]
+    to = np.dtype(node.attrs["to"])
+    if to == np.bool_:
+        return (x != 0,)
+    if x.dtype.kind == "f" and to.kind in "iu":
+        with np.errstate(invalid="ignore"):
+            return (np.trunc(x).astype(to),)
+    return (x.astype(to),)

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["reduce_mean", "softmax", "batch_normalization", "layer_normalization"]
+__all__ = ["reduce_mean", "reduce_sum", "reduce_max", "softmax", "batch_normalization", "layer_normalization"]
 
 
 def reduce_mean(node, inputs, ctx=None):
     x = inputs[0]
     y = x.mean(axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs.get("keepdims", 1)), dtype=np.float64)
     return (np.asarray(y).astype(x.dtype),)
+
+
+def reduce_sum(node, inputs, ctx=None):
+    x = inputs[0]
+    y = x.sum(axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs.get("keepdims", 1)),
+              dtype=np.float64 if x.dtype.kind == "f" else None)
+    return (np.asarray(y).astype(x.dtype),)
+
+
+def reduce_max(node, inputs, ctx=None):
+    x = inputs[0]
+    return (np.asarray(x.max(axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs.get("keepdims", 1)))),)
 
 
 def softmax(node, inputs, ctx=None):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._util import out_size
 
-__all__ = ["max_pool", "average_pool", "global_average_pool"]
+__all__ = ["max_pool", "average_pool", "global_average_pool", "global_max_pool"]
 
 
 def _windows(x, attrs, fill):
@@ -79,3 +79,8 @@ def average_pool(node, inputs, ctx=None):
 def global_average_pool(node, inputs, ctx=None):
     x = inputs[0]
     return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64).astype(x.dtype),)
+
+
+def global_max_pool(node, inputs, ctx=None):
+    x = inputs[0]
+    return (x.max(axis=tuple(range(2, x.ndim)), keepdims=True),)

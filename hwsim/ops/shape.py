@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["reshape", "flatten", "transpose", "squeeze", "unsqueeze", "concat", "pad", "slice_",
-           "gather", "identity", "reshape_target", "onnx_slice"]
+           "gather", "identity", "expand", "reshape_target", "onnx_slice"]
 
 
 def reshape_target(in_shape, shape, allowzero=False) -> tuple[int, ...]:
@@ -103,3 +103,9 @@ def gather(node, inputs, ctx=None):
 
 def identity(node, inputs, ctx=None):
     return (inputs[0],)
+
+
+def expand(node, inputs, ctx=None):
+    """Broadcast to ``attrs['shape']`` (ONNX Expand: bidirectional broadcasting)."""
+    x = inputs[0]
+    return (np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(node.attrs["shape"])))),)
