@@ -44,7 +44,7 @@ __all__ = [
     "TfliteAddParams", "TfliteMulParams", "OrtAddParams", "OrtMulParams",
     "tflite_add_params", "tflite_mul_params",
     "ort_add_params", "ort_mul_params",
-    "add_tflite", "mul_tflite", "add_ort", "mul_ort", "add_onnx_reference", "mul_onnx_reference",
+    "add_tflite", "mul_tflite", "tflite_span", "add_ort", "mul_ort", "add_onnx_reference", "mul_onnx_reference",
     "qadd", "qmul", "ADD_SCHEMES", "MUL_SCHEMES",
 ]
 
@@ -255,11 +255,11 @@ def _shl32(x, n):
 
 
 @njit
-def _add_tflite_opt_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off, b_mult,
-                           b_shift, o_mult, o_shift, o_off, qmin, qmax):
-    n_vec = a.size - a.size % 16
+def _add_tflite_opt_kernel(a, b, out, span, left_shift, a_off, a_mult, a_shift, b_off,
+                           b_mult, b_shift, o_mult, o_shift, o_off, qmin, qmax):
+    n_vec = span - span % 16
     for i in range(a.size):
-        if i >= n_vec:   # scalar tail: the reference arithmetic
+        if i % span >= n_vec:   # scalar tail of each span: the reference arithmetic
             xa = (np.int64(a[i]) + a_off) << left_shift
             xb = (np.int64(b[i]) + b_off) << left_shift
             sa = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xa, a_mult), -a_shift)
@@ -287,13 +287,13 @@ def _mul_tflite_kernel(a, b, out, a_off, b_off, o_mult, o_shift, o_off, qmin, qm
 
 
 @njit
-def _mul_tflite_opt_kernel(a, b, out, a_off, b_off, o_mult, o_shift, o_off, qmin, qmax):
+def _mul_tflite_opt_kernel(a, b, out, span, a_off, b_off, o_mult, o_shift, o_off, qmin, qmax):
     left = o_shift if o_shift > 0 else 0
     right = -o_shift if o_shift < 0 else 0
-    n_vec = a.size - a.size % 16
+    n_vec = span - span % 16
     for i in range(a.size):
         p = wrap_int32((np.int64(a[i]) + a_off) * (np.int64(b[i]) + b_off))
-        if i >= n_vec:   # scalar tail: the reference arithmetic
+        if i % span >= n_vec:   # scalar tail of each span: the reference arithmetic
             raw = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(
                 wrap_int32(p << left), o_mult), right) + o_off
             out[i] = min(max(raw, qmin), qmax)
@@ -365,17 +365,19 @@ def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarr
     to ``[qmin, qmax]``; ``optimized=True``: the int8 optimized kernel as built for x86
     (NEON code through NEON_2_SSE) — see :func:`_add_tflite_opt_kernel`.
 
-    ``a``, ``b`` broadcast NumPy-style; result has ``p.out_dtype``. The optimized variant is
-    exact for equal input shapes (LiteRT's ``AddElementwiseInt8``: blocks of 16 with
-    ``vqrdmulh`` ties up, the input shift folded into the left shift, an int16 wrap of the
-    output before the zero point is added, and a scalar reference tail)."""
+    ``a``, ``b`` broadcast NumPy-style; result has ``p.out_dtype``. The optimized variant
+    follows LiteRT's ``AddElementwiseInt8`` / ``AddScalarBroadcast``: within each innermost
+    broadcast span (:func:`tflite_span`) blocks of 16 use ``vqrdmulh`` (ties up) with the
+    input shift folded into the left shift and an int16 wrap of the output before the zero
+    point is added; each span's last ``span % 16`` elements use the reference arithmetic."""
     fa, fb, shape = _broadcast(a, b)
     out = np.empty(fa.size, np.int64)
-    kernel = _add_tflite_kernel
-    if optimized and p.out_dtype == "int8":
-        kernel = _add_tflite_opt_kernel
-    kernel(fa, fb, out, p.left_shift, p.a_offset, p.a_mult, p.a_shift, p.b_offset,
-                       p.b_mult, p.b_shift, p.out_mult, p.out_shift, p.out_offset, p.qmin, p.qmax)
+    args = (p.left_shift, p.a_offset, p.a_mult, p.a_shift, p.b_offset, p.b_mult, p.b_shift,
+            p.out_mult, p.out_shift, p.out_offset, p.qmin, p.qmax)
+    if optimized and p.out_dtype == "int8" and fa.size:
+        _add_tflite_opt_kernel(fa, fb, out, tflite_span(np.shape(a), np.shape(b)), *args)
+    else:
+        _add_tflite_kernel(fa, fb, out, *args)
     return out.astype(p.out_dtype).reshape(shape)
 
 
@@ -383,15 +385,40 @@ def mul_tflite(a, b, p: TfliteMulParams, *, optimized: bool = False) -> np.ndarr
     """TFLite MUL: int32 product wraps like C++ int32, gemmlowp double rounding (ties away),
     saturating clamp to ``[qmin, qmax]``; ``optimized=True``: LiteRT's x86 int8
     ``MulElementwise`` (blocks of 16: ``vqrdmulh`` ties up, int16 saturate, int16 wrapping
-    add of the zero point; scalar reference tail)."""
+    add of the zero point; reference arithmetic for each span's tail, as for ADD)."""
     fa, fb, shape = _broadcast(a, b)
     out = np.empty(fa.size, np.int64)
-    kernel = _mul_tflite_kernel
-    if optimized and p.out_dtype == "int8":
-        kernel = _mul_tflite_opt_kernel
-    kernel(fa, fb, out, p.a_offset, p.b_offset, p.out_mult, p.out_shift,
-                       p.out_offset, p.qmin, p.qmax)
+    args = (p.a_offset, p.b_offset, p.out_mult, p.out_shift, p.out_offset, p.qmin, p.qmax)
+    if optimized and p.out_dtype == "int8" and fa.size:
+        _mul_tflite_opt_kernel(fa, fb, out, tflite_span(np.shape(a), np.shape(b)), *args)
+    else:
+        _mul_tflite_kernel(fa, fb, out, *args)
     return out.astype(p.out_dtype).reshape(shape)
+
+
+def tflite_span(a_shape, b_shape) -> int:
+    """Length of the innermost run that LiteRT's optimized broadcast (``BinaryBroadcastFiveFold``)
+    hands to one elementwise / scalar-broadcast call: the whole tensor for equal shapes,
+    else the product of the trailing output dims over which both inputs vary alike (both
+    vary, or the same one stays constant)."""
+    shape = np.broadcast_shapes(tuple(a_shape), tuple(b_shape))
+    nd = len(shape)
+    af = (1,) * (nd - len(a_shape)) + tuple(a_shape)
+    bf = (1,) * (nd - len(b_shape)) + tuple(b_shape)
+    total = int(np.prod(shape)) if shape else 1
+    if af == bf:
+        return max(total, 1)
+    span, kind = 1, None
+    for d in range(nd - 1, -1, -1):
+        if shape[d] == 1:
+            continue
+        k = (af[d] == shape[d], bf[d] == shape[d])
+        if kind is None:
+            kind = k
+        elif k != kind:
+            break
+        span *= shape[d]
+    return max(span, 1)
 
 
 def _ort_span_mode(a_shape, b_shape, shape) -> int:

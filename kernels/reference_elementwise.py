@@ -21,7 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .elementwise import OrtAddParams, OrtMulParams, TfliteAddParams, TfliteMulParams, _ort_span_mode
+from .elementwise import (OrtAddParams, OrtMulParams, TfliteAddParams, TfliteMulParams,
+                          _ort_span_mode, tflite_span)
 from .lut import Lut
 from .schemes import Rounding
 
@@ -98,10 +99,11 @@ def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarr
     ``optimized``: LiteRT's x86 int8 kernel (blocks of 16 with vqrdmulh ties up, the input
     shift folded into the left shift, int16 wrap before the zero point; scalar tail)."""
     fa, fb, shape = _pairs(a, b)
-    n_vec = len(fa) - len(fa) % 16 if (optimized and p.out_dtype == "int8") else 0
+    span = tflite_span(np.shape(a), np.shape(b))
+    n_vec = span - span % 16 if (optimized and p.out_dtype == "int8") else 0
     out = []
     for i, (x, y) in enumerate(zip(fa, fb)):
-        if i < n_vec:
+        if i % span < n_vec:      # vector block inside the span
             xa = _vqrdmulh(_shl(x + p.a_offset, p.left_shift + p.a_shift), p.a_mult)
             xb = _vqrdmulh(_shl(y + p.b_offset, p.left_shift + p.b_shift), p.b_mult)
             s = _rdbpot(_vqrdmulh(_wrap32(xa + xb), p.out_mult), -p.out_shift)
@@ -121,11 +123,12 @@ def mul_tflite(a, b, p: TfliteMulParams, *, optimized: bool = False) -> np.ndarr
     rounding, ``+ zy``, clamped; ``optimized``: LiteRT's x86 int8 block kernel."""
     fa, fb, shape = _pairs(a, b)
     left, right = max(p.out_shift, 0), max(-p.out_shift, 0)
-    n_vec = len(fa) - len(fa) % 16 if (optimized and p.out_dtype == "int8") else 0
+    span = tflite_span(np.shape(a), np.shape(b))
+    n_vec = span - span % 16 if (optimized and p.out_dtype == "int8") else 0
     out = []
     for i, (x, y) in enumerate(zip(fa, fb)):
         prod = _wrap32((x + p.a_offset) * (y + p.b_offset))
-        if i < n_vec:
+        if i % span < n_vec:      # vector block inside the span
             t = _rdbpot(_vqrdmulh(_wrap32(prod * 2 ** left), p.out_mult), right)
             t16 = _clamp(t, -32768, 32767)
             t16 = (t16 + p.out_offset + 2 ** 15) % 2 ** 16 - 2 ** 15

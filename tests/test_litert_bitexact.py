@@ -248,8 +248,8 @@ def test_conv2d_int16x8_int64_bias(resolver):
 @pytest.mark.parametrize("resolver", RESOLVERS)
 def test_add(resolver):
     rng = np.random.default_rng(15)
-    shapes = [((1, 64, 64, 32), (1, 64, 64, 32)), ((1, 64, 64, 32), (1, 1, 1, 32)),
-              ((1, 64, 64, 32), (1, 64, 64, 1))]
+    shapes = [((1, 64, 64, 32), (1, 64, 64, 32)), ((1, 64, 64, 36), (1, 1, 1, 36)),
+              ((1, 64, 64, 32), (1, 64, 64, 1)), ((1, 1, 1, 1), (1, 64, 64, 20))]
     for t in range(12):
         dtype = "int8" if t < 8 else "int16"
         pot = t % 2 == 0
@@ -257,7 +257,7 @@ def test_add(resolver):
         info = np.iinfo(dtype)
         za, zb, zy = ((0, 0, 0) if dtype == "int16" else
                       (int(v) for v in rng.integers(-128, 128, 3)))
-        sha, shb = shapes[t % 3]
+        sha, shb = shapes[t % 4]
         a = rng.integers(info.min, info.max + 1, sha).astype(dtype)
         b = rng.integers(info.min, info.max + 1, shb).astype(dtype)
         a.flat[:2] = (info.min, info.max)
@@ -282,7 +282,8 @@ def test_mul(resolver):
         info = np.iinfo(dtype)
         za, zb, zy = ((0, 0, 0) if dtype == "int16" else
                       (int(v) for v in rng.integers(-128, 128, 3)))
-        sha, shb = ((1, 48, 48, 32), (1, 48, 48, 32)) if t % 3 else ((1, 48, 48, 32), (1, 1, 1, 32))
+        sha, shb = [((1, 48, 48, 32), (1, 48, 48, 32)), ((1, 48, 48, 30), (1, 1, 1, 30)),
+                    ((1, 48, 48, 1), (1, 48, 48, 24))][t % 3]
         a = rng.integers(info.min, info.max + 1, sha).astype(dtype)
         b = rng.integers(info.min, info.max + 1, shb).astype(dtype)
         p = tflite_mul_params(sa, za, sb, zb, sy, zy, dtype)
