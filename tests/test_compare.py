@@ -100,6 +100,16 @@ def test_html_report_renders_plots_and_tables_in_chromium(result):
     assert any("Verdict" in h for h in seen["headings"])
 
 
+def test_each_profile_search_writes_a_rendering_html_report(result):
+    from tests.chromium import render
+
+    r, _, out = result
+    seen = render(out / r.outcomes[0].profile / "report.html")
+    assert seen["images"] == 1 and seen["images_decoded"] == 1
+    assert seen["tables"] >= 4 and seen["external"] == 0
+    assert "Per-layer precision of the chosen config" in seen["headings"]
+
+
 def test_cli_compare_bad_profile_is_one_line_and_writes_nothing(tmp_path, capsys, data):
     import numpy as np
 

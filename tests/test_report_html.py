@@ -30,3 +30,20 @@ def test_report_renders_in_chromium_with_plot_and_table(tmp_path):
 def test_figure_rejects_non_png():
     with pytest.raises(ValueError):
         HtmlReport("x").figure(b"GIF89a")
+
+
+def test_markdown_subset_becomes_tables_lists_and_embedded_images():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    png = figure_png(fig)
+    md = ("# Title here\n\n- cost **bold** and `code`\n- second\n\n## Section\n\n"
+          "| a | b |\n|---|---:|\n| 1 | <2> |\n\n![plot](p.png)\n\nplain text\ncontinued\n")
+    r = HtmlReport("placeholder").markdown(md, {"p.png": png})
+    html = r.render()
+    assert r.title == "Title here"
+    assert "<li>cost <strong>bold</strong> and <code>code</code></li>" in html
+    assert "<th>a</th><th>b</th>" in html and "<td>&lt;2&gt;</td>" in html and "---" not in html
+    assert html.count("data:image/png;base64,") == 1
+    assert "<p>plain text continued</p>" in html
+    with pytest.raises(ValueError, match="missing.png"):
+        HtmlReport("x").markdown("![x](missing.png)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
@@ -36,6 +37,13 @@ figcaption{font-size:.85em;color:#555}
 .callout{background:#f5f8ff;border-left:4px solid #2d6cdf;padding:.6em 1em;margin:1em 0}
 code{background:#f3f3f3;padding:0 .25em}
 """
+
+
+def _inline(text: str) -> str:
+    """Escape, then render ``**bold**`` and ```code``` spans."""
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
 
 
 def figure_png(fig, dpi: int = 110) -> bytes:
@@ -66,6 +74,61 @@ class HtmlReport:
     def paragraph(self, text: str, css_class: str = "") -> "HtmlReport":
         cls = f' class="{css_class}"' if css_class else ""
         self._blocks.append(f"<p{cls}>{html.escape(text)}</p>")
+        return self
+
+    def markdown(self, text: str, images: "dict[str, bytes] | None" = None) -> "HtmlReport":
+        """Append Markdown of the subset hwsim's reports use: ``#``/``##``/``###`` headings,
+        ``-`` bullet lists, pipe tables, ``![alt](name.png)`` (embedded from ``images``; a
+        missing image is an error), paragraphs, and inline ``**bold**`` and ```code```."""
+        images = images or {}
+        lines = text.splitlines()
+        i = 0
+        while i < len(lines):
+            line = lines[i].rstrip()
+            if not line.strip():
+                i += 1
+                continue
+            m = re.match(r"^(#{1,3})\s+(.*)$", line)
+            if m:
+                level = len(m.group(1))
+                if level == 1 and not self._blocks:
+                    self.title = m.group(2)      # the document's title
+                else:
+                    self._blocks.append(f"<h{level + (level == 1)}>{_inline(m.group(2))}</h{level + (level == 1)}>")
+                i += 1
+                continue
+            m = re.match(r"^!\[(.*?)\]\((.*?)\)$", line.strip())
+            if m:
+                if m.group(2) not in images:
+                    raise ValueError(f"markdown image {m.group(2)!r} was not provided")
+                self.figure(images[m.group(2)], caption=m.group(1))
+                i += 1
+                continue
+            if line.lstrip().startswith("|"):
+                rows = []
+                while i < len(lines) and lines[i].lstrip().startswith("|"):
+                    cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                    if not all(re.fullmatch(r":?-{2,}:?|:?-+:?", c) for c in cells if c):
+                        rows.append(cells)
+                    i += 1
+                head, body = rows[0], rows[1:]
+                self._blocks.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                                    + "</tr></thead><tbody>" + "".join(
+                                        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+                                    + "</tbody></table>")
+                continue
+            if line.lstrip().startswith("- "):
+                items = []
+                while i < len(lines) and lines[i].lstrip().startswith("- "):
+                    items.append(f"<li>{_inline(lines[i].lstrip()[2:])}</li>")
+                    i += 1
+                self._blocks.append("<ul>" + "".join(items) + "</ul>")
+                continue
+            para = []
+            while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\||- |!\[)", lines[i].lstrip()):
+                para.append(lines[i].strip())
+                i += 1
+            self._blocks.append(f"<p>{_inline(' '.join(para))}</p>")
         return self
 
     def callout(self, text: str) -> "HtmlReport":

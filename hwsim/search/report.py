@@ -1,4 +1,4 @@
-"""Files a search writes: sensitivity.json, pareto.json, config.yaml, pareto.png, report.md.
+"""Files a search writes: sensitivity.json, pareto.json, config.yaml, pareto.png, report.md, report.html.
 
 All written atomically (``hwsim.io``); the plot uses matplotlib's Agg backend (no display).
 ``config.yaml`` is a :mod:`hwsim.quant.config` file (``hwsim run --config config.yaml``).
@@ -191,8 +191,12 @@ def write_outputs(result: SearchResult, problem, out_dir) -> dict:
         "cost_metric": result.cost_metric, "cost": float(result.chosen.cost),
         "score_name": result.score_name, "score": None if result.chosen.score is None else float(result.chosen.score),
         "budget_met": bool(result.budget_met)})
-    files["pareto.png"] = atomic_write_bytes(out / "pareto.png", plot_pareto(result))
-    files["report.md"] = atomic_write_text(out / "report.md", markdown_report(result, problem))
+    png = plot_pareto(result)
+    md = markdown_report(result, problem)
+    files["pareto.png"] = atomic_write_bytes(out / "pareto.png", png)
+    files["report.md"] = atomic_write_text(out / "report.md", md)
+    from ..report.search_report import write_search_html
+    files["report.html"] = write_search_html(md, png, out)
     files["result.json"] = out / "result.json"
     result.files = {k: str(v) for k, v in files.items()}
     return result.files
