@@ -183,3 +183,20 @@ def test_bad_inputs_are_data_errors(mnet, feeds, msg):
         run_int(qg, feeds)
     with pytest.raises(DataError, match=msg):
         run_fake(qg, feeds)
+
+
+def test_dead_channel_with_bias_gets_a_weight_scale_that_keeps_the_bias_in_range():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3, 8)).astype(np.float32)
+    w[1] = 1e-20                                       # a dead channel ...
+    b = np.array([0.1, 2.0, -0.3], np.float32)         # ... with a real bias
+    g = Graph("dead", (TensorInfo("x", (None, 8)),), ("y",),
+              (Node("fc", "Gemm", ("x", "w", "b"), ("y",), {"transB": 1}),),
+              {"w": w, "b": b}, shapes={"x": (1, 8), "y": (1, 3)})
+    x = rng.standard_normal((16, 8)).astype(np.float32)
+    qg = quantize_graph(g, ORT, calibrate(g, x, progress=False), "W8A8")
+    plan = qg.plans["fc"]
+    assert np.abs(plan.bias_q).max() <= 2 ** 30
+    outs, rep = run_int(qg, {"x": x})
+    assert rep.total_overflows == 0
+    assert np.allclose(outs["y"][:, 1], 2.0, atol=2 * float(qg.params("y").scale))

@@ -238,6 +238,11 @@ def _entropy(stats, bits, signed):
     if w == 0.0:
         return 0.0, 0.0
     n_levels = 2 ** bits if (stats.nonnegative and not signed) else 2 ** (bits - 1)
+    # a spike of exact zeros (ReLU outputs, padding) says nothing about the tail but would
+    # dominate the divergence and drag the threshold down: count the zero bin like its neighbour
+    h = h.copy()
+    if h.size > 1:
+        h[0] = min(h[0], h[1])
     i = _kl_threshold(h, n_levels)
     t = min(i * w, max(abs(stats.min), abs(stats.max)))
     if stats.nonnegative:

@@ -492,6 +492,42 @@ class Quantizer:
         self._w_cache[key] = got
         return got
 
+    def weight_for_bias(self, node: Node, pair: BitPair, sx: QuantParams) -> tuple[QuantParams, np.ndarray]:
+        """Weight quantizer whose scales keep the integer bias within half the bias range.
+
+        A channel with (nearly) zero weights but a real bias gets a tiny weight scale, and
+        ``bias / (s_x * s_w)`` would not fit the bias integer (it would saturate and then
+        overflow the accumulator). Such channels get their weight scale raised to
+        ``|bias| / (s_x * 2^(bias_bits-2))`` (ONNX Runtime's quantizer makes the same fix).
+        """
+        params, q = self.weight(node, pair.w)
+        if len(node.inputs) < 3 or not node.inputs[2]:
+            return params, q
+        bits = self.profile.bias_bits_for(pair)
+        key = (node.inputs[1], pair.w, float(sx.scale), bits, node.name)
+        got = self._w_cache.get(key)
+        if got is not None:
+            return got
+        b = np.abs(np.asarray(self.graph.constants[node.inputs[2]], np.float64).reshape(-1))
+        need = b / (float(sx.scale) * 2.0 ** (bits - 2))
+        scale = params.scale.astype(np.float64)
+        if np.all(scale >= need):
+            got = (params, q)
+        else:
+            factor = np.maximum(need / scale, 1.0) * (1 + 1e-6)
+            if not params.per_channel:
+                factor = np.float64(factor.max())
+            lo, hi = params.real_range()
+            rules = self.profile.quantization.weight
+            new = QuantParams.from_range(lo * factor, hi * factor, params.fmt, symmetric=rules.symmetric,
+                                         power_of_two=self.profile.power_of_two_scales, axis=params.axis)
+            w = np.asarray(self.graph.constants[node.inputs[1]], np.float32)
+            q = new.quantize(w, rounding=self.profile.arithmetic.rounding.value)
+            q.setflags(write=False)
+            got = (new, q)
+        self._w_cache[key] = got
+        return got
+
     def bias(self, node: Node, sx: QuantParams, wp: QuantParams, pair: BitPair) -> np.ndarray | None:
         if len(node.inputs) < 3 or not node.inputs[2]:
             return None
@@ -582,7 +618,10 @@ class Quantizer:
         kw: dict[str, Any] = {}
         wi = _weight_input(g, n)
         if wi is not None and pair is not None:
-            wp, wq = self.weight(n, pair.w)
+            if ins[0] is not None:
+                wp, wq = self.weight_for_bias(n, pair, ins[0])
+            else:
+                wp, wq = self.weight(n, pair.w)
             kw.update(weight_params=wp, weight_q=wq, requant=prof_requant(self.profile, pair),
                       accumulator_bits=self.profile.accumulator_bits_for(pair), overflow=arith.overflow,
                       pairwise_int16=arith.int16_pair_saturation)
