@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["OpClass", "OpSpec", "OPS", "spec", "op_class_of"]
+__all__ = ["OpClass", "OpSpec", "OPS", "NORMALISED_ATTRS", "OPTIONAL_ATTRS", "spec", "op_class_of"]
 
 
 class OpClass(enum.Enum):
@@ -98,6 +98,54 @@ OPS: dict[str, OpSpec] = {
     "DequantizeLinear": OpSpec(_E),
 }
 """Runtime ops. Constant/Shape/ConstantOfShape etc. are folded away at import."""
+
+
+_WINDOW = ("kernel_shape", "strides", "dilations", "pads")
+
+NORMALISED_ATTRS: dict[str, tuple[str, ...]] = {op: () for op in OPS}
+"""The attributes every imported node of an op type carries (explicit, defaults resolved).
+
+Conv/pools: ``pads`` are all begins then all ends, i.e. ``(top, left, bottom, right)`` in 2-D;
+Conv ``depthwise`` is True when group == input channels > 1 with one input channel per group.
+Gemm: with a constant weight ``W`` is ``(N, K)`` and ``transA=0, transB=1, alpha=beta=1``.
+Clip: ``min``/``max`` floats (``-inf``/``inf`` when absent). Softmax: ``axes`` over which it is
+taken jointly (opset < 13 semantics included). Axes are non-negative everywhere. Reshape:
+``shape`` with ONNX 0 (copy) / -1 (infer) semantics. Cast: ``to`` is a NumPy dtype name.
+"""
+NORMALISED_ATTRS.update({
+    "Conv": _WINDOW + ("group", "depthwise"),
+    "Gemm": ("alpha", "beta", "transA", "transB"),
+    "Clip": ("min", "max"),
+    "HardSigmoid": ("alpha", "beta"),
+    "LeakyRelu": ("alpha",),
+    "MaxPool": _WINDOW + ("ceil_mode",),
+    "AveragePool": _WINDOW + ("ceil_mode", "count_include_pad"),
+    "ReduceMean": ("axes", "keepdims"),
+    "ReduceSum": ("axes", "keepdims"),
+    "ReduceMax": ("axes", "keepdims"),
+    "Softmax": ("axes",),
+    "BatchNormalization": ("epsilon",),
+    "LayerNormalization": ("axis", "epsilon"),
+    "Concat": ("axis",),
+    "Reshape": ("shape", "allowzero"),
+    "Flatten": ("axis",),
+    "Transpose": ("perm",),
+    "Squeeze": ("axes",),
+    "Unsqueeze": ("axes",),
+    "Pad": ("pads", "mode", "value"),
+    "Slice": ("starts", "ends", "axes", "steps"),
+    "Gather": ("axis",),
+    "Expand": ("shape",),
+    "Cast": ("to",),
+    "QuantizeLinear": ("axis", "saturate"),
+    "DequantizeLinear": ("axis", "saturate"),
+})
+
+OPTIONAL_ATTRS: dict[str, tuple[str, ...]] = {
+    "Conv": ("folded_bn", "fused_pad"),   # provenance: name of the BatchNormalization / Pad node merged in
+    "Gemm": ("folded_bn",),
+}
+"""Informational attributes the importer may add (executors ignore them)."""
 
 
 def spec(op: str) -> OpSpec:

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 from hwsim.float_exec import run_float
 from hwsim.onnx_import import load_model
 from hwsim.ops import FLOAT_OPS
-from hwsim.opset import OPS
+from hwsim.opset import NORMALISED_ATTRS, OPS, OPTIONAL_ATTRS
 from tests.onnx_models import make_model, run_ort, single_op_model
 
 RTOL = 1e-4
@@ -20,6 +20,9 @@ def rand(*shape, seed=0, lo=-3.0, hi=3.0):
 
 def check(model, feeds, rtol=RTOL):
     g = load_model(model)
+    for n in g.nodes:   # executors see only the documented, normalised attributes
+        required = set(NORMALISED_ATTRS[n.op])
+        assert required <= set(n.attrs) <= required | set(OPTIONAL_ATTRS.get(n.op, ())), (n.op, n.attrs)
     got = run_float(g, feeds)
     ref = run_ort(model, feeds)
     assert set(got) == set(ref)

@@ -262,3 +262,20 @@ def test_input_checks():
         run_float(g, {})
     # float64 input is cast to the model's float32
     assert run_float(g, {"input": rand(2, 16).astype(np.float64)})["logits"].dtype == np.float32
+
+
+def test_every_imported_node_carries_exactly_the_normalised_attributes():
+    from pathlib import Path
+    from hwsim.opset import NORMALISED_ATTRS, OPTIONAL_ATTRS, OPS
+    assert set(NORMALISED_ATTRS) == set(OPS)
+    models = [build_mobilenet_like(opset=11), build_mobilenet_like(opset=18), build_resnet_like(), build_tf2onnx_style(),
+              build_paddle_style(), build_mlp(), build_transformer_block()]
+    models += sorted((Path(__file__).parent / "data" / "models").glob("*.onnx"))
+    seen = set()
+    for m in models:
+        for n in load_model(m).nodes:
+            keys = set(n.attrs)
+            required = set(NORMALISED_ATTRS[n.op])
+            assert required <= keys <= required | set(OPTIONAL_ATTRS.get(n.op, ())), (n.name, n.op, keys)
+            seen.add(n.op)
+    assert {"Conv", "Gemm", "Clip", "Reshape", "Softmax", "LayerNormalization", "MaxPool"} <= seen
