@@ -195,6 +195,7 @@ class MeasuredLatency:
     pair: BitPair
     seconds: float
     weight_shape: tuple[int, ...] | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,84 @@ class HardwareProfile:
             raise ProfileError(self.file, "candidates",
                                f"pair {pair} is not a candidate; allowed: {_pairs_text(self.candidates)}")
         return pair
+
+    def to_dict(self) -> dict:
+        """The profile as a YAML/JSON-ready document; ``parse_profile(p.to_dict(), p.file) == p``.
+
+        Per-pair fields are written out for every candidate (no ``default``); ``metric.reference``
+        is the resolved pair (or ``fp32``).
+        """
+        q, a, c = self.quantization, self.arithmetic, self.cost_model
+        per = lambda m: {str(p): (x.value if isinstance(x, enum.Enum) else x) for p, x in m.items()}  # noqa: E731
+        quant = {
+            "weight": {"symmetric": q.weight.symmetric,
+                       "granularity": "per_channel" if q.weight.per_channel else "per_tensor",
+                       "narrow_range": q.weight.narrow_range, "signed": q.weight.signed},
+            "activation": {"signedness": q.activation.signedness.value,
+                           "symmetric": dict(q.activation.symmetric), "narrow_range": q.activation.narrow_range},
+            "power_of_two_scales": q.power_of_two_scales,
+            "shared_scale_ops": sorted(q.shared_scale_ops),
+            "fixed_output_ranges": {op: {b: {"scale": r.scale, "zero_point": r.zero_point} for b, r in t.items()}
+                                    for op, t in q.fixed_output_ranges.items()},
+        }
+        cost = {
+            "clock_hz": c.clock_hz, "utilization": c.utilization,
+            "macs_per_cycle": {str(p): {k.value: x for k, x in t.items()} for p, t in c.macs_per_cycle.items()},
+            "memory": {"levels": [{"name": lv.name, "bandwidth_bytes_per_s": lv.bandwidth_bytes_per_s,
+                                   **({} if lv.energy_pj_per_byte is None
+                                      else {"energy_pj_per_byte": lv.energy_pj_per_byte})}
+                                  for lv in c.memory_levels],
+                       "weights_from": c.weights_from, "activations_from": c.activations_from},
+            "overhead_s": c.overhead_s,
+            "bops_per_mac": per(c.bops_per_mac),
+        }
+        if c.energy_pj_per_mac is not None:
+            cost["energy_pj_per_mac"] = per(c.energy_pj_per_mac)
+        if c.measured_latency:
+            cost["measured_latency"] = [
+                {"op": m.op, "input_shape": list(m.input_shape), "pair": str(m.pair), "seconds": m.seconds,
+                 **({} if m.weight_shape is None else {"weight_shape": list(m.weight_shape)}),
+                 **({} if m.source is None else {"source": m.source})} for m in c.measured_latency]
+        pc = {"seconds_per_element": c.precision_conversion.seconds_per_element}
+        if c.precision_conversion.energy_pj_per_element is not None:
+            pc["energy_pj_per_element"] = c.precision_conversion.energy_pj_per_element
+        cost["precision_conversion"] = pc
+        doc = {"name": self.identity.name, "description": self.identity.description,
+               "version": self.identity.version}
+        if self.identity.sources:
+            doc["sources"] = {k: {"kind": s.kind.value, "reference": s.reference}
+                              for k, s in self.identity.sources.items()}
+        doc["candidates"] = [str(p) for p in self.candidates]
+        if self.op_overrides:
+            doc["op_overrides"] = {op: [str(p) for p in ps] for op, ps in self.op_overrides.items()}
+        doc.update({
+            "quantization": quant,
+            "arithmetic": {"accumulator_bits": per(a.accumulator_bits), "overflow": a.overflow.value,
+                           "requant": per(a.requant), "rounding": a.rounding.value, "bias_bits": per(a.bias_bits),
+                           "int16_pair_saturation": a.int16_pair_saturation},
+            "cost_model": cost,
+            "metric": {"name": self.metric.name.value, "reference": self.metric.reference_label},
+        })
+        return doc
+
+    def summary(self) -> dict:
+        """A few headline facts for reports: name, candidates, arithmetic, peak rate, metric."""
+        c = self.cost_model
+        hi = self.highest_candidate
+        return {
+            "name": self.name, "description": self.identity.description, "version": self.identity.version,
+            "file": self.file,
+            "candidates": [str(p) for p in self.candidates],
+            "requant": {str(p): r.value for p, r in self.arithmetic.requant.items()},
+            "rounding": self.arithmetic.rounding.value,
+            "accumulator_bits": {str(p): b for p, b in self.arithmetic.accumulator_bits.items()},
+            "clock_hz": c.clock_hz,
+            "peak_conv_macs_per_s": {str(p): t[OpClass.CONV] * c.clock_hz for p, t in c.macs_per_cycle.items()},
+            "has_energy": c.has_energy,
+            "metric": self.metric.name.value, "metric_reference": self.metric.reference_label,
+            "highest_candidate": str(hi),
+            "source_kinds": sorted({s.kind.value for s in self.identity.sources.values()}),
+        }
 
     def __repr__(self) -> str:
         return (f"HardwareProfile({self.name!r}, candidates=[{_pairs_text(self.candidates)}], "
@@ -908,7 +987,8 @@ def _parse_cost(v: _V, c, candidates) -> CostModel:
         if key in seen:
             v.err(mp, f"duplicate entry for ({op}, {list(shape)}, {pr}); each key may appear once")
         seen.add(key)
-        measured.append(MeasuredLatency(op, shape, pr, v.number(m["seconds"], f"{mp}.seconds", positive=True), ws))
+        measured.append(MeasuredLatency(op, shape, pr, v.number(m["seconds"], f"{mp}.seconds", positive=True), ws,
+                                        m.get("source")))
 
     pc_raw = c.get("precision_conversion")
     if pc_raw is None:

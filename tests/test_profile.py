@@ -8,7 +8,7 @@ from hwsim.errors import ProfileError
 from hwsim.kernels.schemes import Overflow, Requant, Rounding
 from hwsim.opset import OpClass
 from hwsim.profile import (COST_CLASSES, HardwareProfile, MetricName, list_shipped_profiles, load_profile,
-                           resolve_profile, shipped_profile)
+                           parse_profile, resolve_profile, shipped_profile)
 
 SHIPPED = list_shipped_profiles()
 
@@ -111,3 +111,19 @@ def test_readme_documents_every_field_and_profile():
     assert missing == []
     for name in SHIPPED:
         assert f"`{name}.yaml`" in readme
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_to_dict_round_trips_and_matches_schema(name):
+    import json
+    import pathlib
+    p = shipped_profile(name)
+    doc = p.to_dict()
+    assert parse_profile(doc, p.file) == p
+    js = json.loads(json.dumps(doc))           # JSON-serialisable (int bit keys become strings)
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((pathlib.Path(__file__).resolve().parents[1] / "hw_profiles" / "profile.schema.json").read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(js)) == []
+    s = p.summary()
+    assert s["name"] == name and s["candidates"] == [str(c) for c in p.candidates]
+    assert set(s["requant"]) == set(s["candidates"])
