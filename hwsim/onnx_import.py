@@ -1060,6 +1060,7 @@ def load_model(model, *, name: str | None = None) -> Graph:
     if rename:
         nodes = [n.replace(inputs=tuple(rename.get(t, t) for t in n.inputs),
                            outputs=tuple(rename.get(t, t) for t in n.outputs)) for n in nodes]
+        extra = [n.replace(inputs=tuple(rename.get(t, t) for t in n.inputs)) for n in extra]
         for old, new in rename.items():
             for d in (shapes1, dtypes):
                 if old in d and new not in d:

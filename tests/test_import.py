@@ -279,3 +279,26 @@ def test_every_imported_node_carries_exactly_the_normalised_attributes():
             assert required <= keys <= required | set(OPTIONAL_ATTRS.get(n.op, ())), (n.name, n.op, keys)
             seen.add(n.op)
     assert {"Conv", "Gemm", "Clip", "Reshape", "Softmax", "LayerNormalization", "MaxPool"} <= seen
+
+
+def test_two_outputs_identity_of_one_tensor_and_input_passthrough():
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Identity", ["r"], ["out1"]),
+             helper.make_node("Identity", ["r"], ["out2"]),
+             helper.make_node("Sigmoid", ["r"], ["out3"])]
+    m = make_model(nodes, [("x", ["N", 3])], [("out1", None), ("out2", None), ("out3", None), ("x", None)])
+    g = load_model(m)
+    assert g.outputs == ("out1", "out2", "out3", "x")
+    x = {"x": rand(2, 3)}
+    got, ref = run_float(g, x), run_ort(m, x)
+    assert set(got) == set(ref)
+    assert_close(got, ref)
+
+
+def test_constant_graph_output():
+    nodes = [helper.make_node("Constant", [], ["k"], value=helper.make_tensor("kv", TensorProto.FLOAT, [2], [1, 2])),
+             helper.make_node("Relu", ["x"], ["y"])]
+    m = make_model(nodes, [("x", ["N", 3])], [("y", None), ("k", [2])])
+    g = load_model(m)
+    got = run_float(g, {"x": rand(2, 3)})
+    assert np.array_equal(got["k"], [1, 2]) and got["y"].shape == (2, 3)
