@@ -4,6 +4,11 @@ Same quantization in and out (TFLite int8 AVERAGE_POOL_2D / MAX_POOL_2D, ONNX po
 quantized tensors), so pooling is pure integer arithmetic:
 
 * max pool: the maximum over the window; padded positions are ignored.
+* ONNX Runtime's com.microsoft QLinearAveragePool (:func:`avg_pool_ort`) rescales in float32:
+  ``x̂ = f32(sx * f32(x - zx))`` summed in float32 in row-major window order, divided by
+  ``f32(count)``, then ``rne(f32(f32(sum / sy) + zy))``; QLinearGlobalAveragePool
+  (:func:`global_avg_pool_ort`) sums integers, then ``rne(clamp(f32(acc) * m))`` with
+  ``m = f32(sx / f32(sy * f32(H*W)))`` and ``acc = Σx - zx*H*W``.
 * average pool: ``acc = Σ x`` over the window in int64, divided by the window count with the
   chosen tie rule. TFLite (reference and optimized): padded positions are excluded from
   both sum and count, ``(acc ± n/2) / n`` with C division, i.e. ties away from zero
@@ -29,7 +34,7 @@ from .fixedpoint import ROUNDING_CODE
 from .schemes import Rounding
 
 __all__ = ["max_pool", "avg_pool", "global_avg_pool", "same_pads", "pool_output_size",
-           "divide_round"]
+           "divide_round", "avg_pool_ort", "global_avg_pool_ort"]
 
 
 def pool_output_size(size: int, k: int, s: int, pad_before: int, pad_after: int) -> int:
@@ -186,3 +191,82 @@ def global_avg_pool(x, *, rounding=Rounding.HALF_AWAY, act_min=None, act_max=Non
         raise KernelError(f"global_avg_pool: input must be NCHW (4-D), got shape {x.shape}")
     return avg_pool(x, x.shape[2:], (1, 1), None, rounding=rounding, act_min=act_min,
                     act_max=act_max)
+
+
+@njit
+def _avg_pool_ort_kernel(x, out, kh, kw, sh, sw, pt, pl, include_pad, sx, zx, sy, zy, lo, hi):
+    n_, c_, h_, w_ = x.shape
+    oh_, ow_ = out.shape[2], out.shape[3]
+    fsx = np.float32(sx)
+    fsy = np.float32(sy)
+    fzy = np.float32(zy)
+    for n in range(n_):
+        for c in range(c_):
+            for oy in range(oh_):
+                hs = oy * sh - pt
+                he = min(hs + kh, h_)
+                hs = max(hs, 0)
+                for ox in range(ow_):
+                    ws = ox * sw - pl
+                    we = min(ws + kw, w_)
+                    ws = max(ws, 0)
+                    acc = np.float32(0.0)
+                    for iy in range(hs, he):
+                        for ix in range(ws, we):
+                            acc = np.float32(acc + np.float32(fsx * np.float32(np.int64(x[n, c, iy, ix]) - zx)))
+                    cnt = kh * kw if include_pad else (he - hs) * (we - ws)
+                    y = np.float32(acc / np.float32(cnt))
+                    v = np.float32(np.float32(y / fsy) + fzy)
+                    if not (v > -2147483648.5 and v < 2147483647.5):
+                        q = np.int64(-(1 << 31))
+                    else:
+                        q = np.int64(np.rint(v))
+                    out[n, c, oy, ox] = min(max(q, lo), hi)
+
+
+def avg_pool_ort(x, kernel, stride, pads, x_scale, x_zp, y_scale, y_zp, *,
+                 count_include_pad=False) -> np.ndarray:
+    """ONNX Runtime com.microsoft QLinearAveragePool (NCHW): float32 dequantize, float32 sum in
+    window order, float32 division by the count, ``rne(f32(sum/sy) + zy)``, saturate.
+
+    Padded positions never contribute to the sum; ``count_include_pad`` only changes the count."""
+    x, (kh, kw), (sh, sw), (pt, pl), (oh, ow), (lo, hi) = _check(x, kernel, stride, pads)
+    out = np.empty((x.shape[0], x.shape[1], oh, ow), np.int64)
+    _avg_pool_ort_kernel(np.ascontiguousarray(x), out, kh, kw, sh, sw, pt, pl,
+                         bool(count_include_pad), float(np.float32(x_scale)), int(x_zp),
+                         float(np.float32(y_scale)), int(y_zp), lo, hi)
+    return out.astype(x.dtype)
+
+
+@njit
+def _gap_ort_kernel(x, out, m, zx, zy, lo, hi):
+    n_, c_, h_, w_ = x.shape
+    fm = np.float32(m)
+    flo = np.float32(lo - zy)
+    fhi = np.float32(hi - zy)
+    bias = -zx * h_ * w_
+    for n in range(n_):
+        for c in range(c_):
+            acc = np.int64(bias)
+            for iy in range(h_):
+                for ix in range(w_):
+                    acc += np.int64(x[n, c, iy, ix])
+            v = np.float32(np.float32(acc) * fm)
+            v = min(max(v, flo), fhi)
+            out[n, c, 0, 0] = np.int64(np.rint(v)) + zy
+
+
+def global_avg_pool_ort(x, x_scale, x_zp, y_scale, y_zp) -> np.ndarray:
+    """ONNX Runtime com.microsoft QLinearGlobalAveragePool (MLAS, NCHW): integer sum minus
+    ``zx*H*W``, times ``m = f32(sx / f32(sy * f32(H*W)))`` in float32, clamped in float to the
+    output range, rounded half to even, ``+ zy``."""
+    x = np.asarray(x)
+    if x.ndim != 4 or x.dtype.kind not in "iu":
+        raise KernelError(f"global_avg_pool_ort: integer NCHW input expected, got {x.dtype} {x.shape}")
+    info = np.iinfo(x.dtype)
+    hw = x.shape[2] * x.shape[3]
+    m = np.float32(np.float32(x_scale) / np.float32(np.float32(y_scale) * np.float32(hw)))
+    out = np.empty((x.shape[0], x.shape[1], 1, 1), np.int64)
+    _gap_ort_kernel(np.ascontiguousarray(x), out, float(m), int(x_zp), int(y_zp),
+                    int(info.min), int(info.max))
+    return out.astype(x.dtype)

@@ -27,7 +27,7 @@ from .lut import Lut
 from .schemes import Rounding
 
 __all__ = ["add_tflite", "mul_tflite", "add_ort", "mul_ort", "avg_pool", "max_pool",
-           "global_avg_pool", "apply_lut", "build_lut"]
+           "global_avg_pool", "avg_pool_ort", "global_avg_pool_ort", "apply_lut", "build_lut"]
 
 I32_MIN, I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -284,6 +284,50 @@ def global_avg_pool(x, *, rounding=Rounding.HALF_AWAY, act_min=None, act_max=Non
     x = np.asarray(x)
     return avg_pool(x, x.shape[2:], (1, 1), None, rounding=rounding, act_min=act_min,
                     act_max=act_max)
+
+
+def avg_pool_ort(x, kernel, stride, pads, x_scale, x_zp, y_scale, y_zp, *,
+                 count_include_pad=False) -> np.ndarray:
+    """ORT QLinearAveragePool: every float32 step rounded exactly (rationals), window order."""
+    x = np.asarray(x)
+    info = np.iinfo(x.dtype)
+    sx, sy = Fraction(float(np.float32(x_scale))), Fraction(float(np.float32(y_scale)))
+    n_, c_, h_, w_ = x.shape
+    wins = list(_windows(x, kernel, stride, pads))
+    oh = max(w[0] for w in wins) + 1
+    ow = max(w[1] for w in wins) + 1
+    out = np.zeros((n_, c_, oh, ow), np.int64)
+    for n in range(n_):
+        for c in range(c_):
+            for oy, ox, taps in wins:
+                acc = Fraction(0)
+                inside = [(iy, ix) for iy, ix in taps if 0 <= iy < h_ and 0 <= ix < w_]
+                for iy, ix in inside:
+                    deq = _round_f32(sx * _round_f32(Fraction(int(x[n, c, iy, ix]) - int(x_zp))))
+                    acc = _round_f32(acc + deq)
+                cnt = len(taps) if count_include_pad else len(inside)
+                y = _round_f32(acc / cnt)
+                v = _round_f32(_round_f32(y / sy) + int(y_zp))
+                out[n, c, oy, ox] = _clamp(_rne_int(v), int(info.min), int(info.max))
+    return out.astype(x.dtype)
+
+
+def global_avg_pool_ort(x, x_scale, x_zp, y_scale, y_zp) -> np.ndarray:
+    """ORT QLinearGlobalAveragePool: exact integer sum, one float32 multiply, float clamp, rne."""
+    x = np.asarray(x)
+    info = np.iinfo(x.dtype)
+    n_, c_, h_, w_ = x.shape
+    hw = h_ * w_
+    m = _round_f32(Fraction(float(np.float32(x_scale)))
+                   / _round_f32(Fraction(float(np.float32(y_scale))) * hw))
+    out = np.zeros((n_, c_, 1, 1), np.int64)
+    for n in range(n_):
+        for c in range(c_):
+            acc = sum(int(v) for v in x[n, c].ravel().tolist()) - int(x_zp) * hw
+            v = _round_f32(_round_f32(Fraction(acc)) * m)
+            v = min(max(v, Fraction(int(info.min) - int(y_zp))), Fraction(int(info.max) - int(y_zp)))
+            out[n, c, 0, 0] = _rne_int(v) + int(y_zp)
+    return out.astype(x.dtype)
 
 
 # --------------------------------------------------------------------------- LUT

@@ -176,6 +176,20 @@ def test_max_pool_and_global_avg_match_reference(case, relu):
     np.testing.assert_array_equal(P.global_avg_pool(x, **act), R.global_avg_pool(x, **act))
 
 
+@settings(**SETTINGS)
+@given(pool_case(), st.booleans(), scale(-8, 0), scale(-8, 0), st.data())
+def test_ort_pools_match_reference(case, include_pad, sx, sy, data):
+    x, k, s, pads = case
+    if x.dtype.name == "int16":
+        x = (x // 256).astype(np.int8)
+    zx, zy = data.draw(zp(x.dtype.name)), data.draw(zp(x.dtype.name))
+    np.testing.assert_array_equal(
+        P.avg_pool_ort(x, k, s, pads, sx, zx, sy, zy, count_include_pad=include_pad),
+        R.avg_pool_ort(x, k, s, pads, sx, zx, sy, zy, count_include_pad=include_pad))
+    np.testing.assert_array_equal(P.global_avg_pool_ort(x, sx, zx, sy, zy),
+                                  R.global_avg_pool_ort(x, sx, zx, sy, zy))
+
+
 def test_avg_pool_rounding_ties():
     x = np.array([[[[1, 2], [-3, -2]]]], np.int8)     # sums 3 and -5 over pairs
     k, s = (1, 2), (1, 2)

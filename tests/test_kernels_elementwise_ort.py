@@ -75,3 +75,52 @@ def test_ort_qlinear_binary_bitexact(op, dtype):
         bad += n_bad
     print(f"{op} {dtype}: outputs={total} mismatches={bad}")
     assert total >= 300_000
+
+
+def _pool_session(op, dtype, sx, zx, sy, zy, shape, attrs):
+    tt = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8}[dtype]
+    inits = [helper.make_tensor("sx", TensorProto.FLOAT, [], [sx]), helper.make_tensor("sy", TensorProto.FLOAT, [], [sy]),
+             helper.make_tensor("zx", tt, [], [zx]), helper.make_tensor("zy", tt, [], [zy])]
+    node = helper.make_node(op, ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft", **attrs)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", tt, shape)],
+                          [helper.make_tensor_value_info("y", tt, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_ort_qlinear_pools_bitexact(dtype):
+    """com.microsoft QLinearAveragePool (float32 path) and QLinearGlobalAveragePool (MLAS)."""
+    from hwsim.kernels.pool import avg_pool_ort, global_avg_pool_ort
+
+    rng = np.random.default_rng(23)
+    info = np.iinfo(dtype)
+    n_avg = n_gap = 0
+    for t in range(8):
+        pot = t % 2 == 0
+        sx, sy = _scale(rng, pot, -6, -2), _scale(rng, pot, -6, -2)
+        zx, zy = (int(v) for v in rng.integers(info.min, info.max + 1, 2))
+        shape = (2, 8, 41, 37)
+        x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+        k, s, pads = [((3, 3), (1, 1), (1, 1, 1, 1)), ((2, 2), (2, 2), (0, 0, 0, 0)),
+                      ((5, 3), (2, 1), (2, 1, 2, 1))][t % 3]
+        inc = t % 4 == 1
+        got = _pool_session("QLinearAveragePool", dtype, sx, zx, sy, zy, shape,
+                            dict(kernel_shape=list(k), strides=list(s), pads=list(pads),
+                                 count_include_pad=int(inc))).run(None, {"x": x})[0]
+        want = avg_pool_ort(x, k, s, pads, sx, zx, sy, zy, count_include_pad=inc)
+        assert np.array_equal(got, want), (t, int((got != want).sum()))
+        n_avg += got.size
+        gshape = (4, 256, 3 + t, 5 + 2 * t)
+        xg = rng.integers(info.min, info.max + 1, gshape).astype(dtype)
+        got = _pool_session("QLinearGlobalAveragePool", dtype, sx, zx, sy, zy, gshape,
+                            dict(channels_last=0)).run(None, {"x": xg})[0]
+        want = global_avg_pool_ort(xg, sx, zx, sy, zy)
+        assert np.array_equal(got, want), (t, int((got != want).sum()))
+        n_gap += got.size
+    print(f"QLinearAveragePool {dtype}: outputs={n_avg} mismatches=0; "
+          f"QLinearGlobalAveragePool {dtype}: outputs={n_gap} mismatches=0")
