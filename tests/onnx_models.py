@@ -15,6 +15,8 @@ single_op_model : one node with float inputs (constants given as arrays).
 build_mobilenet_like : MobileNetV3/EfficientNet-style CNN (depthwise separable blocks,
     residual adds, ReLU6 / HardSwish, squeeze-excite, global pooling, torch-style
     Shape->Gather->Unsqueeze->Concat->Reshape flatten, Gemm classifier, unfolded BN).
+build_efficientnet_like : EfficientNet-style CNN (MBConv with Swish = x * Sigmoid(x),
+    squeeze-excite with Sigmoid, 5x5 depthwise, residual adds, unfolded BN).
 build_resnet_like : ResNet-style CNN (Conv+BN+Relu, MaxPool, basic blocks with downsample).
 build_tf2onnx_style : NHWC input + Transpose, SAME padding, BatchNormalization,
     Identity nodes, ReduceMean, MatMul+Add classifier, Softmax.
@@ -30,7 +32,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["make_model", "single_op_model", "run_ort", "build_mobilenet_like", "build_resnet_like",
+__all__ = ["make_model", "single_op_model", "run_ort", "build_mobilenet_like", "build_efficientnet_like",
+           "build_resnet_like",
            "build_tf2onnx_style", "build_paddle_style", "build_mlp", "build_transformer_block", "IR_VERSION"]
 
 IR_VERSION = 8  # onnxruntime accepts ir 8 for every opset we test (13..21 needs ir >= 10 for 21)
@@ -237,6 +240,42 @@ def build_mobilenet_like(opset: int = 13, batch=None, input_size: int = 32, widt
     out = b.linear(h, last, num_classes)
     b.nodes[-1].output[0] = "logits"
     return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "mobilenet_like",
+                   [_batch(batch), num_classes])
+
+
+def build_efficientnet_like(opset: int = 13, batch=None, input_size: int = 32, width: int = 8,
+                            num_classes: int = 10, seed: int = 6) -> onnx.ModelProto:
+    """EfficientNet-B0-style CNN with input ``input`` (N, 3, S, S) and output ``logits``:
+    stem conv 3x3/2 + BN + Swish, MBConv blocks (1x1 expand + BN + Swish, depthwise 3x3 or
+    5x5 + BN + Swish, SE GlobalAveragePool -> Conv -> Swish -> Conv -> Sigmoid -> Mul,
+    1x1 project + BN, residual Add), head 1x1 conv + BN + Swish, GAP, Flatten, Gemm."""
+    b = _B(seed, opset)
+
+    def swish(t):
+        return b.node("Mul", [t, b.node("Sigmoid", [t])])
+
+    c = width
+    h = swish(b.bn(b.conv("input", 3, c, 3, stride=2), c))
+    for t, cout, k, s in ((1, width, 3, 1), (4, 2 * width, 5, 2), (4, 2 * width, 3, 1), (4, 3 * width, 5, 2)):
+        inp, mid, y = h, c * t, h
+        if t != 1:
+            y = swish(b.bn(b.conv(y, c, mid, 1, pads=[0, 0, 0, 0]), mid))
+        y = swish(b.bn(b.conv(y, mid, mid, k, stride=s, group=mid), mid))
+        sq = max(2, c // 4)
+        p = b.node("GlobalAveragePool", [y])
+        p = swish(b.conv(p, mid, sq, 1, pads=[0, 0, 0, 0], bias=True))
+        p = b.node("Sigmoid", [b.conv(p, sq, mid, 1, pads=[0, 0, 0, 0], bias=True)])
+        y = b.node("Mul", [y, p])
+        y = b.bn(b.conv(y, mid, cout, 1, pads=[0, 0, 0, 0]), cout)
+        if s == 1 and cout == c:
+            y = b.node("Add", [y, inp])
+        h, c = y, cout
+    last = 4 * width
+    h = swish(b.bn(b.conv(h, c, last, 1, pads=[0, 0, 0, 0]), last))
+    h = b.node("Flatten", [b.node("GlobalAveragePool", [h])], axis=1)
+    b.linear(h, last, num_classes)
+    b.nodes[-1].output[0] = "logits"
+    return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "efficientnet_like",
                    [_batch(batch), num_classes])
 
 

@@ -11,7 +11,7 @@ from hwsim.float_exec import run_float
 from hwsim.graph import Graph
 from hwsim.onnx_import import load_model
 from hwsim.opset import OpClass, op_class_of
-from tests.onnx_models import (build_mlp, build_mobilenet_like, build_paddle_style, build_resnet_like,
+from tests.onnx_models import (build_efficientnet_like, build_mlp, build_mobilenet_like, build_paddle_style, build_resnet_like,
                                build_tf2onnx_style, build_transformer_block, make_model, run_ort)
 
 RTOL = 1e-4
@@ -59,6 +59,18 @@ def test_mobilenet_like_static_batch_and_sizes():
     x = {"input": rand(2, 3, 48, 48)}
     assert_close(run_float(g, x), run_ort(m, x))
     assert g.shapes["logits"] == (2, 7)
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+def test_efficientnet_like(opset):
+    m = build_efficientnet_like(opset=opset)
+    g = load_model(m)
+    every_tensor_has_shape(g)
+    for b in (1, 2):
+        x = {"input": rand(b, 3, 32, 32, seed=b)}
+        assert_close(run_float(g, x), run_ort(m, x))
+    assert "BatchNormalization" not in [n.op for n in g.nodes]
+    assert sum(op_class_of(n) == OpClass.DEPTHWISE for n in g.nodes) == 4
 
 
 @pytest.mark.parametrize("opset", [13, 17, 21])
