@@ -352,6 +352,8 @@ class Quantizer:
                                          "integer Gemm needs transA=0, alpha=1, beta=1")
             if n.op in ("Conv", "Gemm") and _weight_input(graph, n) is None:
                 raise UnsupportedOpError(n.name, n.op, INTEGER_OPS, "integer Conv/Gemm needs a constant weight")
+            if n.op == "MatMul" and graph.is_constant(n.inputs[1]) and graph.constants[n.inputs[1]].ndim != 2:
+                raise UnsupportedOpError(n.name, n.op, INTEGER_OPS, "integer MatMul needs a 2-D constant weight")
             if n.op == "Conv" and len(graph.constants[n.inputs[1]].shape) != 4:
                 raise UnsupportedOpError(n.name, n.op, INTEGER_OPS, "integer Conv is 2-D (NCHW) only")
         self._build_sets()
@@ -359,6 +361,7 @@ class Quantizer:
         self._w_cache: dict = {}
         self._b_cache: dict = {}
         self._c_cache: dict = {}
+        self._kcache: dict = {}
 
     # -- config-independent structure ------------------------------------------------------
     def _build_sets(self):
@@ -647,7 +650,12 @@ class Quantizer:
             else:
                 fa = (lo, hi)
             kw.update(fused_activation=fa, fused_node=act_node)
-        return NodePlan(n.name, n.op, kind, pair, ins, outs, rounding=arith.rounding, note=note, **kw)
+        # kernel parameters derived at run time (multipliers, tables, transposed weights) depend
+        # only on the node, its pair and the bit-widths around it: share them between configs
+        ckey = (n.name, kind, pair, tuple(tensor_bits.get(t) for t in n.inputs),
+                tuple(tensor_bits.get(t) for t in n.outputs))
+        shared = self._kcache.setdefault(ckey, {})
+        return NodePlan(n.name, n.op, kind, pair, ins, outs, rounding=arith.rounding, note=note, _cache=shared, **kw)
 
 
 def prof_requant(profile, pair: BitPair):
