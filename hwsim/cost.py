@@ -14,7 +14,9 @@ Counting rules (see ``hw_profiles/README.md``, section "Cost model"):
   GlobalAveragePool / ReduceMean (one per input element). Data-movement ops have 0.
 * **BOPs** = MACs × the profile's ``bops_per_mac[pair]`` (w × a unless the profile says
   otherwise); reported relative to the profile's metric reference (a candidate pair, or
-  FP32 counted as 32 × 32).
+  FP32 counted as 32 × 32). A node without weights (Add, Softmax, pooling, MatMul of two
+  activations) is costed at the highest candidate with its activation width: its weight
+  bits mean nothing, so lowering them saves nothing.
 * **Weight bytes** = weight inputs packed at w bits (two int4 per byte: ``ceil(n·w/8)``)
   + bias inputs at the profile's bias bits + other float constant inputs of compute ops
   (e.g. an Add's constant operand) at the activation bits.
@@ -268,6 +270,9 @@ class CostModel:
         self._statics = tuple(statics)
         self._index = {s.node.name: s.index for s in statics}
         self._cache: dict = {}
+        self._weightless = {}
+        for p in profile.candidates:          # cheapest first: the last one per width wins
+            self._weightless[p.a] = p
         self._cand_set = frozenset(profile.candidates)
         self._parsed: dict = {}
         self._allowed = {op: frozenset(profile.candidates_for(op)) for op in {n.op for n in graph.nodes}}
@@ -466,6 +471,10 @@ class CostModel:
             return NodeCost(n.name, n.op, s.cls.value, str(pair) if s.fused else None, s.in_shapes, s.out_shapes,
                             0, 0.0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0 if self._has_energy else None,
                             "fused" if s.fused else "none")
+        if not s.weight_elems:
+            # no weights: only the activation width matters; cost it as the highest candidate
+            # with that width so that "lowering" w of a weightless op saves nothing
+            pair = self._weightless.get(pair.a, pair)
         w_bytes = _packed_bytes(s.weight_elems, pair.w) if s.weight_elems else 0
         if s.bias_elems:
             w_bytes += _packed_bytes(s.bias_elems, prof.bias_bits_for(pair))

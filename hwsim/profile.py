@@ -302,12 +302,7 @@ class HardwareProfile:
 
     def activation_format(self, bits: int, nonnegative: bool = False) -> IntFormat:
         """Integer format of an activation; ``auto`` signedness picks unsigned for non-negative tensors."""
-        a = self.quantization.activation
-        if a.signedness is Signedness.AUTO:
-            signed = not nonnegative
-        else:
-            signed = a.signedness is Signedness.SIGNED
-        return IntFormat(bits, signed=signed, narrow=a.narrow_range and signed)
+        return _activation_format(self.quantization.activation, bits, nonnegative)
 
     def activation_symmetric(self, bits: int) -> bool:
         """Whether activations of ``bits`` bits use zero point 0."""
@@ -433,6 +428,14 @@ class HardwareProfile:
     def __repr__(self) -> str:
         return (f"HardwareProfile({self.name!r}, candidates=[{_pairs_text(self.candidates)}], "
                 f"metric={self.metric.name.value})")
+
+
+def _activation_format(a: ActivationRules, bits: int, nonnegative: bool) -> IntFormat:
+    if a.signedness is Signedness.AUTO:
+        signed = not nonnegative
+    else:
+        signed = a.signedness is Signedness.SIGNED
+    return IntFormat(bits, signed=signed, narrow=a.narrow_range and signed)
 
 
 # ---------------------------------------------------------------------------------------
@@ -634,7 +637,14 @@ class _V:
             if k == "default":
                 default = check(x, kp)
                 continue
-            p = self.pair(k, kp)
+            try:
+                p = BitPair.parse(k) if isinstance(k, str) else None
+            except ValueError:
+                p = None
+            if p is None:
+                close = difflib.get_close_matches(str(k), ["default", *names], n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.err(kp, f"got key {k!r}{hint}; allowed: default, {', '.join(names)}")
             if p not in candidates:
                 self.err(kp, f"pair {p} is not a candidate; allowed: default, {', '.join(names)}")
             out[p] = check(x, kp)
@@ -684,6 +694,8 @@ def parse_profile(data: Any, source_name: str = "<profile>") -> HardwareProfile:
     version = top["version"]
     if isinstance(version, (int, float)) and not isinstance(version, bool):
         version = str(version)
+    if not isinstance(version, str):
+        v.err("version", f"expected a string or number such as \"1.0\"; got {_show(version)}")
     version = v.string(version, "version")
 
     # candidates
@@ -826,8 +838,6 @@ def _parse_quant(v: _V, q, candidates) -> QuantRules:
     if not isinstance(fr, dict):
         v.err(f"{P}.fixed_output_ranges", f"expected a mapping op type -> {{bits: {{scale, zero_point}}}}; "
                                           f"got {_show(fr)}")
-    dummy = HardwareProfile.__new__(HardwareProfile)
-    object.__setattr__(dummy, "quantization", QuantRules(wr, ar, p2, frozenset(), FrozenMap()))
     for op, table in fr.items():
         path = f"{P}.fixed_output_ranges.{op}"
         if op not in _FIXED_RANGE_OPS:
@@ -843,7 +853,7 @@ def _parse_quant(v: _V, q, candidates) -> QuantRules:
             v.mapping(e, bp, ("scale", "zero_point"))
             scale = v.number(e["scale"], f"{bp}.scale", positive=True)
             zp = v.integer(e["zero_point"], f"{bp}.zero_point")
-            fmt = HardwareProfile.activation_format(dummy, bits, nonnegative=op in _NONNEG_OUTPUT_OPS)
+            fmt = _activation_format(ar, bits, op in _NONNEG_OUTPUT_OPS)
             if not fmt.qmin <= zp <= fmt.qmax:
                 v.err(f"{bp}.zero_point", f"got {zp}; allowed: [{fmt.qmin}, {fmt.qmax}] ({fmt} output of {op})")
             if p2 and not _is_pow2(scale):

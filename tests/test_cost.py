@@ -278,3 +278,13 @@ def test_peak_activation_matches_brute_force(builder):
             for t in n.outputs:
                 tbits[t] = a
         assert r.totals.peak_activation_bytes == _peak_by_brute_force(g, r.nodes, tbits)
+
+
+def test_weight_bits_of_weightless_ops_cost_nothing():
+    cm = CostModel(small_cnn(), toy_profile())
+    base = {"conv": "W8A8", "dw": "W8A8", "fc": "W8A8"}
+    r8 = cm.evaluate(base | {"gap": "W8A8"})
+    r4 = cm.evaluate(base | {"gap": "W4A8"})
+    assert r4.node("gap").pair == "W4A8"
+    assert r4.node("gap").bops == r8.node("gap").bops == 512 * 64
+    assert r4.totals.latency_s == r8.totals.latency_s
