@@ -102,7 +102,7 @@ def augment(xb, rng):
     return out
 
 
-def train(x_train, y_train, epochs: int = 150):
+def train(x_train, y_train, epochs: int = 150, lr: float = 5e-3, weight_decay: float = 0.05):
     import torch
 
     torch.manual_seed(SEED)
@@ -110,7 +110,9 @@ def train(x_train, y_train, epochs: int = 150):
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(SEED)
     model = build_torch_model()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    # decoupled weight decay (AdamW): Adam's L2 decay drives the weights of dead ReLU channels
+    # towards denormal magnitudes, which makes per-channel weight scales degenerate
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loss_fn = torch.nn.CrossEntropyLoss()
     n = len(x_train)
@@ -186,6 +188,8 @@ def to_onnx(model) -> onnx.ModelProto:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=150, help="training epochs (default 150)")
+    ap.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate (default 5e-3)")
+    ap.add_argument("--wd", type=float, default=0.05, help="AdamW decoupled weight decay (default 0.05)")
     ap.add_argument("--out", type=Path, default=DATA, help="output folder (default hwsim/data)")
     ap.add_argument("--check", action="store_true", help="verify onnxruntime output against torch")
     args = ap.parse_args(argv)
@@ -193,7 +197,7 @@ def main(argv=None) -> int:
     import torch
 
     x_train, x_test, y_train, y_test = load_split()
-    model = train(x_train, y_train, args.epochs)
+    model = train(x_train, y_train, args.epochs, args.lr, args.wd)
     with torch.no_grad():
         t_logits = model(torch.from_numpy(x_test)).numpy()
     acc = float((t_logits.argmax(1) == y_test).mean())
