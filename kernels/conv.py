@@ -22,8 +22,9 @@ from hwsim.errors import KernelError
 
 from . import dispatch
 from ._config import njit
-from .gemm import (PAIRWISE, as_weight_array, bias_vector, check_input, check_zero_point, choose_mode,
-                   data_max_abs, finish_acc, run_core, use_pairwise, work_dtype, zw_vector)
+from .gemm import (as_weight_array, bias_vector, check_input, check_zero_point, data_max_abs, finish_acc,
+                   run_core, use_pairwise, work_dtype, zw_vector)
+from .depthwise import depthwise_acc_exact
 from .params import ConvParams, KernelStats
 from .requant import requantize_2d
 
@@ -99,24 +100,17 @@ def _conv(x_q, w_q, bias_q, p: ConvParams, with_requant: bool):
     check_zero_point(zw, w.dtype, "w_zero_point")
     bias = bias_vector(bias_q, Cout)
     pairwise = use_pairwise(p.accum, x.dtype, w.dtype)
-    wdt, _, _ = work_dtype(x.dtype, zx, w.dtype, zw, pairwise)
-    A = np.empty((G, M, Kg), wdt)
-    (sh, sw), (dh, dw) = p.strides, p.dilations
-    pt, pl = p.pads[0], p.pads[1]
-    offset, pad_value = (0, zx) if pairwise else (zx, 0)
-    _im2col(np.ascontiguousarray(x, dtype=np.int32), G, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW,
-            offset, pad_value, A)
-    w2 = w.reshape(Cout, Kg)
-    if pairwise:
-        B = w2.astype(np.int16).reshape(G, Ng, Kg)
-        mode = PAIRWISE
-    else:
-        B = (w2.astype(np.int32) - zw[:, None]).astype(wdt).reshape(G, Ng, Kg)
-        mode = choose_mode(p.accum, Kg, data_max_abs(x, zx) if (x.size and M) else 0,
-                           data_max_abs(B, 0), bias, False)
-    B = np.ascontiguousarray(B)
-    acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, mode, M, Cout)
     macs = M * Cout * Kg
+    acc = None
+    if kind == "depthwise" and not pairwise:
+        wc = w.reshape(Cout, KH, KW).astype(np.int32) - zw[:, None, None]
+        max_b = int(np.abs(wc).max()) if wc.size else 0
+        bound = Kg * data_max_abs(x, zx) * max_b + (int(np.abs(bias).max()) if bias.size else 0)
+        if bound <= p.accum.acc_max:
+            xc = np.ascontiguousarray(x, dtype=np.int32) - np.int32(zx)
+            acc, ov, ps = depthwise_acc_exact(xc, np.ascontiguousarray(wc), bias, p, OH, OW), 0, 0
+    if acc is None:
+        acc, ov, ps = _im2col_gemm(x, w, bias, p, zx, zw, pairwise, G, Ng, Kg, M, KH, KW, OH, OW, Cout)
     if not with_requant:
         out = finish_acc(acc, p.accum)
         return np.ascontiguousarray(out.reshape(NB, OH, OW, Cout).transpose(0, 3, 1, 2)), KernelStats(
@@ -127,6 +121,24 @@ def _conv(x_q, w_q, bias_q, p: ConvParams, with_requant: bool):
     y, clamped = requantize_2d(acc, rp)
     y = y.astype(rp.out_fmt.storage_dtype).reshape(NB, OH, OW, Cout).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(y), KernelStats(macs=macs, acc_overflows=ov, pair_saturations=ps, out_clamped=clamped)
+
+
+def _im2col_gemm(x, w, bias, p, zx, zw, pairwise, G, Ng, Kg, M, KH, KW, OH, OW, Cout):
+    wdt, _, _ = work_dtype(x.dtype, zx, w.dtype, zw, pairwise)
+    A = np.empty((G, M, Kg), wdt)
+    (sh, sw), (dh, dw) = p.strides, p.dilations
+    pt, pl = p.pads[0], p.pads[1]
+    offset, pad_value = (0, zx) if pairwise else (zx, 0)
+    _im2col(np.ascontiguousarray(x, dtype=np.int32), G, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW,
+            offset, pad_value, A)
+    w2 = w.reshape(Cout, Kg)
+    if pairwise:
+        B = np.ascontiguousarray(w2.astype(np.int16).reshape(G, Ng, Kg))
+        acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, True, 0, 0)
+    else:
+        B = np.ascontiguousarray((w2.astype(np.int32) - zw[:, None]).astype(wdt).reshape(G, Ng, Kg))
+        acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, False, data_max_abs(x, zx), data_max_abs(B, 0))
+    return acc, ov, ps
 
 
 def conv2d_acc(x_q, w_q, bias_q=None, p: ConvParams | None = None) -> tuple[np.ndarray, KernelStats]:

@@ -1,15 +1,21 @@
 """Portable integer GEMM (Numba): ``y = requant(Σ_k (x - zx)(w - zw) + bias)``.
 
-One compiled core (:func:`_gemm_core`) serves GEMM, grouped/depthwise convolution (through
-an im2col in :mod:`hwsim.kernels.conv`) and every bit-width pair: operands arrive
-zero-point-centred in int16 (when every centred value fits) or int32, so only two
-specialisations are compiled. The core picks, per call, the cheapest loop that is exact
-for the accumulator semantics documented in :mod:`hwsim.kernels.params`:
+One engine (:func:`run_core`) serves GEMM, grouped/depthwise convolution (through an
+im2col in :mod:`hwsim.kernels.conv`) and every bit-width pair: operands arrive
+zero-point-centred in int16 (when every centred value fits) or int32. It picks, per call,
+the cheapest computation that is exact for the accumulator semantics documented in
+:mod:`hwsim.kernels.params`:
 
-* ``FAST32`` / ``FAST64``: no partial sum can leave the accumulator's range (checked with
-  the bound ``K·max|x-zx|·max|w-zw| + max|bias|``), so an int32 (or int64) dot product is exact;
-* ``CAREFUL``: wrap/saturate and count after every MAC;
-* ``PAIRWISE``: x86 ``vpmaddubsw`` emulation (uint8 × int8 only).
+* ``EXACT_FLOAT``: when no partial sum can leave the accumulator's range, the result is the
+  exact integer sum. It is computed as a float32 (bound ``K·max|a|·max|b| + |bias| <= 2^24``)
+  or float64 (``<= 2^53``) matrix product: every partial sum is then an integer that the
+  float format represents exactly, so any summation order (and FMA) gives the exact
+  result — on any IEEE machine, with any BLAS.
+* Otherwise a per-output bound ``Σ|a_k||b_k| + |bias|`` (also exact in float64) finds the
+  outputs whose running sum *could* overflow; only those go through the compiled
+  ``CAREFUL`` loop, which wraps/saturates and counts after every MAC in canonical order.
+* ``FAST64`` (compiled int64 dot products) when even float64 could not be exact;
+  ``PAIRWISE``: the compiled x86 ``vpmaddubsw`` emulation (uint8 × int8 only).
 
 Weights: ``w`` is (K, N) (ONNX MatMul layout), int8/uint8/int16/uint16, or a
 :class:`~hwsim.kernels.params.PackedInt4`. Activations ``x`` are (..., K), int8/uint8/int16/uint16.
@@ -40,7 +46,7 @@ from .schemes import Overflow
 
 __all__ = ["qgemm", "gemm_acc"]
 
-FAST32, FAST64, CAREFUL, PAIRWISE = 0, 1, 2, 3
+EXACT_FLOAT, FAST64, CAREFUL, PAIRWISE = 0, 1, 2, 3
 
 _IN_DTYPES = (np.int8, np.uint8, np.int16, np.uint16)
 
@@ -80,38 +86,7 @@ def _gemm_core(A, B, bias, zx, zw, mode, bits, saturate, out):
     for g in range(G):
         for m in range(M):
             a = A[g, m]
-            if mode == 0:
-                n = 0
-                while n + 4 <= Ng:
-                    b0 = B[g, n]
-                    b1 = B[g, n + 1]
-                    b2 = B[g, n + 2]
-                    b3 = B[g, n + 3]
-                    s0 = np.int32(0)
-                    s1 = np.int32(0)
-                    s2 = np.int32(0)
-                    s3 = np.int32(0)
-                    for k in range(K):
-                        av = np.int32(a[k])
-                        s0 = np.int32(s0 + av * np.int32(b0[k]))
-                        s1 = np.int32(s1 + av * np.int32(b1[k]))
-                        s2 = np.int32(s2 + av * np.int32(b2[k]))
-                        s3 = np.int32(s3 + av * np.int32(b3[k]))
-                    j = g * Ng + n
-                    out[m, j] = np.int64(s0) + bias[j]
-                    out[m, j + 1] = np.int64(s1) + bias[j + 1]
-                    out[m, j + 2] = np.int64(s2) + bias[j + 2]
-                    out[m, j + 3] = np.int64(s3) + bias[j + 3]
-                    n += 4
-                while n < Ng:
-                    b0 = B[g, n]
-                    s0 = np.int32(0)
-                    for k in range(K):
-                        s0 = np.int32(s0 + np.int32(a[k]) * np.int32(b0[k]))
-                    j = g * Ng + n
-                    out[m, j] = np.int64(s0) + bias[j]
-                    n += 1
-            elif mode == 1:
+            if mode == 1:
                 for n in range(Ng):
                     b0 = B[g, n]
                     s = np.int64(0)
@@ -156,6 +131,27 @@ def _gemm_core(A, B, bias, zx, zw, mode, bits, saturate, out):
                     overflows += o
                     out[m, j] = acc
     return overflows, pair_sats
+
+
+@njit
+def _gemm_careful_at(A, B, bias, rows, cols, bits, saturate, out):
+    """CAREFUL loop for the listed outputs only: ``out[rows[i], cols[i]]`` (cols = global channel)."""
+    Ng = B.shape[1]
+    K = A.shape[2]
+    overflows = 0
+    for i in range(rows.shape[0]):
+        m = rows[i]
+        j = cols[i]
+        g = j // Ng
+        a = A[g, m]
+        b0 = B[g, j - g * Ng]
+        acc, o = acc_add(np.int64(0), bias[j], bits, saturate)
+        overflows += o
+        for k in range(K):
+            acc, o = acc_add(acc, np.int64(a[k]) * np.int64(b0[k]), bits, saturate)
+            overflows += o
+        out[m, j] = acc
+    return overflows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,21 +225,48 @@ def work_dtype(x_dt, zx: int, w_dt, zw: np.ndarray, pairwise: bool):
     return (np.int16 if fits else np.int32), max(abs(cx[0]), abs(cx[1])), max(abs(cw[0]), abs(cw[1]))
 
 
-def choose_mode(accum, K: int, max_a: int, max_b: int, bias: np.ndarray, pairwise: bool) -> int:
-    """The cheapest exact loop for these operands (see module docstring)."""
-    if pairwise:
-        return PAIRWISE
-    bound = K * max_a * max_b + (int(np.abs(bias).max()) if bias.size else 0)
-    if bound <= accum.acc_max:
-        return FAST32 if bound <= 2**31 - 1 else FAST64
-    return CAREFUL
+def _float_matmul(A, B, dt) -> np.ndarray:
+    """(G, M, K) x (G, Ng, K) -> (M, G*Ng) float64, computed in ``dt`` (exact by the caller's bound)."""
+    G, M, _ = A.shape
+    Ng = B.shape[1]
+    if G == 1:
+        r = A[0].astype(dt) @ B[0].astype(dt).T
+        return r.astype(np.float64, copy=False)
+    r = np.matmul(A.astype(dt), B.astype(dt).transpose(0, 2, 1))         # (G, M, Ng)
+    return r.transpose(1, 0, 2).reshape(M, G * Ng).astype(np.float64, copy=False)
 
 
-def run_core(A, B, bias, zx, zw, accum, mode, M, N) -> tuple[np.ndarray, int, int]:
+def run_core(A, B, bias, zx, zw, accum, pairwise: bool, max_a: int, max_b: int) -> tuple[np.ndarray, int, int]:
+    """Accumulators (M, G*Ng) int64 of centred (or, pairwise, raw) operands; returns (acc, overflows, pair_sats).
+
+    ``max_a``/``max_b`` bound ``|A|``/``|B|`` (the data maxima).
+    """
+    G, M, K = A.shape
+    N = G * B.shape[1]
+    saturate = accum.overflow is Overflow.SATURATE
     out = np.empty((M, N), np.int64)
-    ov, ps = _gemm_core(A, B, bias, np.int64(zx), zw, mode, accum.bits,
-                        accum.overflow is Overflow.SATURATE, out)
-    return out, int(ov), int(ps)
+    if pairwise or M == 0 or N == 0:
+        ov, ps = _gemm_core(A, B, bias, np.int64(zx), zw, PAIRWISE, accum.bits, saturate, out)
+        return out, int(ov), int(ps)
+    max_bias = int(np.abs(bias).max()) if bias.size else 0
+    products = K * max_a * max_b
+    if products + max_bias > 2 ** 53 - 1:
+        # beyond float64's exact integers (needs K > 2^21 with 16-bit operands): compiled int64 loops
+        mode = FAST64 if products + max_bias <= accum.acc_max else CAREFUL
+        ov, ps = _gemm_core(A, B, bias, np.int64(zx), zw, mode, accum.bits, saturate, out)
+        return out, int(ov), int(ps)
+    dt = np.float32 if products <= 2 ** 24 else np.float64
+    exact = _float_matmul(A, B, dt)
+    out[:] = exact.astype(np.int64) + bias[None, :]
+    if products + max_bias <= accum.acc_max:
+        return out, 0, 0
+    # some running sums might leave the accumulator: find them with the exact per-output bound
+    bound = _float_matmul(np.abs(A.astype(np.int32)), np.abs(B.astype(np.int32)), np.float64) + np.abs(bias)[None, :]
+    rows, cols = np.nonzero(bound > accum.acc_max)
+    if rows.size == 0:
+        return out, 0, 0
+    ov = _gemm_careful_at(A, B, bias, rows.astype(np.int64), cols.astype(np.int64), accum.bits, saturate, out)
+    return out, int(ov), 0
 
 
 def data_max_abs(arr: np.ndarray, center) -> int:
@@ -291,12 +314,11 @@ def _gemm(x_q, w_q, bias_q, p: GemmParams, with_requant: bool):
     if pairwise:
         A = x2.astype(np.int16).reshape(1, M, K)
         B = np.ascontiguousarray(w.T).astype(np.int16).reshape(1, N, K)
-        mode = PAIRWISE
+        acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, True, 0, 0)
     else:
         A = (x2.astype(np.int32) - zx).astype(wdt).reshape(1, M, K)
         B = np.ascontiguousarray((w.T.astype(np.int32) - zw[:, None]).astype(wdt)).reshape(1, N, K)
-        mode = choose_mode(p.accum, K, data_max_abs(x2, zx), data_max_abs(B, 0), bias, False)
-    acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, mode, M, N)
+        acc, ov, ps = run_core(A, B, bias, zx, zw, p.accum, False, data_max_abs(x2, zx), data_max_abs(B, 0))
     stats = KernelStats(macs=M * N * K, acc_overflows=ov, pair_saturations=ps)
     if not with_requant:
         return finish_acc(acc, p.accum).reshape(*lead, N), stats

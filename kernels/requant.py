@@ -78,14 +78,24 @@ def _requantize_2d(acc, code, mult, m0, shift, bias_term, zy, act_min, act_max, 
     M, C = acc.shape
     per_ch = m0.shape[0] > 1
     clamped = 0
-    for c in range(C):
-        i = c if per_ch else 0
-        mu = mult[i]
-        mm = m0[i]
-        sh = shift[i]
-        bt = bias_term[i]
+    if code == 0:
+        # the common ONNX Runtime case, written out so that it vectorises
+        lo = act_min - zy
+        hi = act_max - zy
+        mf = np.empty(C, np.float32)
+        for c in range(C):
+            mf[c] = np.float32(mult[c if per_ch else 0])
         for m in range(M):
-            v, k = requantize_value(acc[m, c], code, mu, mm, sh, bt, zy, act_min, act_max, rounding)
+            for c in range(C):
+                r, k = fp.scale_f32_rne(acc[m, c], mf[c], lo, hi)
+                out[m, c] = r + zy
+                clamped += k
+        return clamped
+    for m in range(M):
+        for c in range(C):
+            i = c if per_ch else 0
+            v, k = requantize_value(acc[m, c], code, mult[i], m0[i], shift[i], bias_term[i], zy, act_min, act_max,
+                                    rounding)
             out[m, c] = v
             clamped += k
     return clamped
