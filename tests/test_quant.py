@@ -344,3 +344,19 @@ def test_docstring_examples_run(mod):
     import importlib
     res = doctest.testmod(importlib.import_module(f"hwsim.quant.{mod}"), optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_mse_weight_observer_never_increases_weight_error(mnet):
+    g, _, stats = mnet
+    a = quantize_graph(g, ORT, stats, "W4A8")
+    b = quantize_graph(g, ORT, stats, "W4A8", weight_observer="mse")
+    for name, pa in a.plans.items():
+        if pa.weight_q is None or pa.op != "Conv":
+            continue
+        pb = b.plans[name]
+        w = g.constants[g.node(name).inputs[1]]
+        ea = ((pa.weight_params.dequantize(pa.weight_q) - w) ** 2).sum(axis=(1, 2, 3))
+        eb = ((pb.weight_params.dequantize(pb.weight_q) - w) ** 2).sum(axis=(1, 2, 3))
+        assert np.all(eb <= ea * (1 + 1e-6))
+    with pytest.raises(ConfigError, match="weight observer"):
+        quantize_graph(g, ORT, stats, "W4A8", weight_observer="max")
