@@ -37,24 +37,33 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strides, dilation
     if group == c and cg == 1 and group > 1:
         mult = m // c
         y = np.zeros((n, m, oh, ow), dtype=dtype)
+        tmp = np.empty_like(y)
         for i in range(kh):
             for j in range(kw):
                 xs = xp[:, :, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw]
                 if mult > 1:
                     xs = np.repeat(xs, mult, axis=1)
-                y += xs * w[:, 0, i, j].reshape(1, m, 1, 1)
-    elif kh == kw == 1 and group == 1:
-        xs = xp[:, :, :hspan:sh, :wspan:sw] if (sh, sw) != (1, 1) else xp
-        y = np.matmul(w.reshape(m, c), xs.reshape(n, c, oh * ow)).reshape(n, m, oh, ow).astype(dtype, copy=False)
+                np.multiply(xs, w[:, 0, i, j].reshape(1, m, 1, 1), out=tmp)
+                y += tmp
     else:
-        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, :, i, j] = xp[:, :, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw]
+        if kh == kw == 1:
+            cols = xp[:, :, :hspan:sh, :wspan:sw] if (sh, sw) != (1, 1) else xp
+        else:
+            cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, :, i, j] = xp[:, :, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw]
         k = cg * kh * kw
         cols = cols.reshape(n, group, k, oh * ow)
         wg = w.reshape(group, m // group, k)
-        y = np.matmul(wg, cols).reshape(n, m, oh, ow).astype(dtype, copy=False)
+        if group == 1:
+            y = np.einsum("mk,nkp->nmp", wg[0], cols[:, 0], optimize=True)
+        else:
+            y = np.empty((n, m, oh * ow), dtype=dtype)
+            mg = m // group
+            for g in range(group):
+                y[:, g * mg:(g + 1) * mg] = np.einsum("mk,nkp->nmp", wg[g], cols[:, g], optimize=True)
+        y = np.ascontiguousarray(y, dtype=dtype).reshape(n, m, oh, ow)
     if b is not None:
         y += b.reshape(1, m, 1, 1).astype(dtype, copy=False)
     return y
