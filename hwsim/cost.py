@@ -75,7 +75,7 @@ FUSED_ACTIVATIONS = frozenset({"Relu", "Clip"})
 own) when they are that node's only consumer; every runtime and accelerator modelled does this."""
 
 _POOL_OPS = ("MaxPool", "AveragePool")
-_REDUCE_OPS = ("GlobalAveragePool", "ReduceMean")
+_REDUCE_OPS = ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax")
 
 
 def _prod(shape) -> int:
@@ -190,6 +190,12 @@ class CostReport:
                 "totals": self.totals.to_dict()}
 
 
+def _dequantized_constant(graph: Graph, tensor: str) -> bool:
+    """Whether ``tensor`` is DequantizeLinear(constant): a QDQ model's weight or bias."""
+    p = graph.producer(tensor)
+    return p is not None and p.op == "DequantizeLinear" and bool(p.inputs) and graph.is_constant(p.inputs[0])
+
+
 def node_macs(graph: Graph, node: Node) -> int:
     """MACs (or elementwise operations) of one node at batch 1, from ``graph.shapes``."""
     cls = op_class_of(node)
@@ -296,7 +302,10 @@ class CostModel:
             freed_at.setdefault(max(last_use.get(t, -1), 0), []).append(t)
         schedule = []
         for s in statics:
-            allocs = tuple((t, el) for t, el in s.out_elems if t not in self._alias)
+            if s.free and not s.act_inputs:
+                allocs = ()          # a folded constant (DequantizeLinear of a weight): no activation buffer
+            else:
+                allocs = tuple((t, el) for t, el in s.out_elems if t not in self._alias)
             for t, _ in allocs:
                 freed_at.setdefault(max(last_use.get(t, -1), s.index), []).append(t)
             schedule.append(allocs)
@@ -312,16 +321,18 @@ class CostModel:
         cls = op_class_of(n)
         free = n.op in FREE_OPS
         act, weight, bias, const = [], 0, 0, 0
+        if n.op == "DequantizeLinear" and n.inputs and g.is_constant(n.inputs[0]):
+            free = True      # dequantizes a constant (QDQ weights): folded, costed at its consumer
         for pos, t in enumerate(n.inputs):
             if t == "":
                 continue
             shape = g.shape(t)
-            if g.is_constant(t):
+            if g.is_constant(t) or _dequantized_constant(g, t):
                 if pos in spec.weight_inputs:
                     weight += _prod(shape)
                 elif pos in spec.bias_inputs:
                     bias += _prod(shape)
-                elif cls is not OpClass.DATA_MOVEMENT and not spec.passthrough \
+                elif cls is not OpClass.DATA_MOVEMENT and not spec.passthrough and g.is_constant(t) \
                         and np.asarray(g.constants[t]).dtype.kind == "f":
                     const += _prod(shape)
             else:

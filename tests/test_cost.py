@@ -288,3 +288,19 @@ def test_weight_bits_of_weightless_ops_cost_nothing():
     assert r4.node("gap").pair == "W4A8"
     assert r4.node("gap").bops == r8.node("gap").bops == 512 * 64
     assert r4.totals.latency_s == r8.totals.latency_s
+
+
+def test_qdq_weights_count_as_weights():
+    """A QDQ model's Conv reads DequantizeLinear(int8 constant): that is a weight, not an activation."""
+    consts = {"wq": np.zeros((8, 3, 3, 3), np.int8), "ws": np.full(8, 0.1, np.float32),
+              "wz": np.zeros(8, np.int8), "b1": np.zeros(8, np.float32)}
+    nodes = (Node("dq_w", "DequantizeLinear", ("wq", "ws", "wz"), ("w1",), {"axis": 0}),
+             Node("conv", "Conv", ("x", "w1", "b1"), ("c1",), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}))
+    shapes = {"x": (1, 3, 8, 8), "wq": (8, 3, 3, 3), "ws": (8,), "wz": (8,), "w1": (8, 3, 3, 3), "b1": (8,),
+              "c1": (1, 8, 8, 8)}
+    g = Graph("qdq", (TensorInfo("x", (1, 3, 8, 8)),), ("c1",), nodes, consts, shapes)
+    r = CostModel(g, toy_profile()).evaluate({"conv": "W8A8"})
+    assert r.node("dq_w").bound == "none" and r.node("dq_w").latency_s == 0
+    c = r.node("conv")
+    assert c.weight_bytes == 216 + 32 and c.activation_in_bytes == 192 and c.macs == 13824
+    assert r.totals.peak_activation_bytes == 192 + 512
