@@ -127,3 +127,15 @@ def test_to_dict_round_trips_and_matches_schema(name):
     s = p.summary()
     assert s["name"] == name and s["candidates"] == [str(c) for c in p.candidates]
     assert set(s["requant"]) == set(s["candidates"])
+
+
+def test_readme_minimal_profile_loads(tmp_path):
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "hw_profiles" / "README.md").read_text()
+    block = re.search(r"## A minimal profile\n\n```yaml\n(.*?)```", readme, re.S).group(1)
+    p = tmp_path / "my_npu.yaml"
+    p.write_text(block)
+    prof = load_profile(p)
+    assert prof.name == "my_npu" and prof.requant_for("W8A16").value == "tflite_16x8"
+    assert prof.cost_model.precision_conversion.seconds_per_element == 0.0625 / 1e9
