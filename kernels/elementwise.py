@@ -355,8 +355,9 @@ def _broadcast(a, b):
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError as e:
         raise KernelError(f"elementwise: shapes {a.shape} and {b.shape} do not broadcast") from e
-    fa = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
-    fb = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
+    # int64 working copies: one compiled specialization per kernel, whatever the input type
+    fa = np.broadcast_to(a, shape).astype(np.int64).ravel()
+    fb = np.broadcast_to(b, shape).astype(np.int64).ravel()
     return fa, fb, shape
 
 

@@ -120,7 +120,7 @@ def apply_lut(x, lut: Lut) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise KernelError(f"apply_lut: integer input expected, got {x.dtype}")
-    flat = np.ascontiguousarray(x).ravel()
+    flat = x.astype(np.int64).ravel()
     if flat.size and (int(flat.min()) < lut.qmin or int(flat.max()) >= lut.qmin + lut.table.size):
         raise KernelError("apply_lut: input values outside the table's format")
     out = np.empty(flat.size, np.int64)

@@ -170,7 +170,7 @@ def avg_pool(x, kernel, stride, pads=None, *, count_include_pad=False, zero_poin
     lo, hi = _bounds(rng, act_min, act_max)
     mode = ROUNDING_CODE[Rounding(getattr(rounding, "value", rounding))]
     out = np.empty((x.shape[0], x.shape[1], oh, ow), np.int64)
-    _avg_pool_kernel(np.ascontiguousarray(x), out, kh, kw, sh, sw, pt, pl,
+    _avg_pool_kernel(x.astype(np.int64), out, kh, kw, sh, sw, pt, pl,
                      bool(count_include_pad), int(zero_point), mode, lo, hi)
     return out.astype(x.dtype)
 
@@ -180,7 +180,7 @@ def max_pool(x, kernel, stride, pads=None, *, act_min=None, act_max=None) -> np.
     x, (kh, kw), (sh, sw), (pt, pl), (oh, ow), rng = _check(x, kernel, stride, pads)
     lo, hi = _bounds(rng, act_min, act_max)
     out = np.empty((x.shape[0], x.shape[1], oh, ow), np.int64)
-    _max_pool_kernel(np.ascontiguousarray(x), out, kh, kw, sh, sw, pt, pl, lo, hi)
+    _max_pool_kernel(x.astype(np.int64), out, kh, kw, sh, sw, pt, pl, lo, hi)
     return out.astype(x.dtype)
 
 
@@ -232,7 +232,7 @@ def avg_pool_ort(x, kernel, stride, pads, x_scale, x_zp, y_scale, y_zp, *,
     Padded positions never contribute to the sum; ``count_include_pad`` only changes the count."""
     x, (kh, kw), (sh, sw), (pt, pl), (oh, ow), (lo, hi) = _check(x, kernel, stride, pads)
     out = np.empty((x.shape[0], x.shape[1], oh, ow), np.int64)
-    _avg_pool_ort_kernel(np.ascontiguousarray(x), out, kh, kw, sh, sw, pt, pl,
+    _avg_pool_ort_kernel(x.astype(np.int64), out, kh, kw, sh, sw, pt, pl,
                          bool(count_include_pad), float(np.float32(x_scale)), int(x_zp),
                          float(np.float32(y_scale)), int(y_zp), lo, hi)
     return out.astype(x.dtype)
@@ -267,6 +267,6 @@ def global_avg_pool_ort(x, x_scale, x_zp, y_scale, y_zp) -> np.ndarray:
     hw = x.shape[2] * x.shape[3]
     m = np.float32(np.float32(x_scale) / np.float32(np.float32(y_scale) * np.float32(hw)))
     out = np.empty((x.shape[0], x.shape[1], 1, 1), np.int64)
-    _gap_ort_kernel(np.ascontiguousarray(x), out, float(m), int(x_zp), int(y_zp),
+    _gap_ort_kernel(x.astype(np.int64), out, float(m), int(x_zp), int(y_zp),
                     int(info.min), int(info.max))
     return out.astype(x.dtype)
