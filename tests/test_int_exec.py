@@ -200,3 +200,47 @@ def test_dead_channel_with_bias_gets_a_weight_scale_that_keeps_the_bias_in_range
     outs, rep = run_int(qg, {"x": x})
     assert rep.total_overflows == 0
     assert np.allclose(outs["y"][:, 1], 2.0, atol=2 * float(qg.params("y").scale))
+
+
+def test_conv_relu6_and_gemm_bit_exact_with_onnxruntime_qlinear_ops():
+    """Our glue (zero points, per-channel multipliers, int32 bias, folded ReLU6 clamp) fed to
+    ONNX Runtime's QLinearConv / QLinearMatMul gives the same integers as run_int."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from tests.onnx_models import run_ort
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32) * 0.3
+    b = rng.standard_normal(8).astype(np.float32) * 0.1
+    wf = rng.standard_normal((10, 8 * 5 * 5)).astype(np.float32) * 0.1
+    attrs = {"kernel_shape": (3, 3), "strides": (2, 2), "dilations": (1, 1), "pads": (1, 0, 1, 2), "group": 1}
+    g = Graph("cr", (TensorInfo("x", (None, 4, 9, 9)),), ("z",),
+              (Node("conv", "Conv", ("x", "w", "b"), ("y",), attrs),
+               Node("clip", "Clip", ("y",), ("r",), {"min": 0.0, "max": 6.0}),
+               Node("flat", "Flatten", ("r",), ("f",), {"axis": 1}),
+               Node("fc", "Gemm", ("f", "wf"), ("z",), {"transB": 1})),
+              {"w": w, "b": b, "wf": wf},
+              shapes={"x": (1, 4, 9, 9), "y": (1, 8, 5, 5), "r": (1, 8, 5, 5), "f": (1, 200), "z": (1, 10)})
+    x = 3 * rng.standard_normal((6, 4, 9, 9)).astype(np.float32)
+    qg = quantize_graph(g, ORT, calibrate(g, x, progress=False), "W8A8")
+    raw, _ = run_int(qg, {"x": x}, keep="all", raw=True)
+    c, fc = qg.plans["conv"], qg.plans["fc"]
+    px, py, pz = c.inputs[0], c.outputs[0], fc.outputs[0]
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in {
+        "xs": np.float32(px.scale), "xz": np.uint8(px.zero_point), "ws": c.weight_params.scale,
+        "wz": np.zeros(8, np.int8), "ys": np.float32(py.scale), "yz": np.uint8(py.zero_point),
+        "wq": c.weight_q, "bq": c.bias_q, "fs": fc.weight_params.scale.astype(np.float32),
+        "fz": np.zeros(10, np.int8), "fq": np.ascontiguousarray(fc.weight_q.T),
+        "zs": np.float32(pz.scale), "zz": np.asarray(pz.zero_point, np.uint8)}.items()]
+    nodes = [helper.make_node("QLinearConv", ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz", "bq"], ["yq"],
+                              strides=[2, 2], pads=[1, 0, 1, 2], kernel_shape=[3, 3]),
+             helper.make_node("Flatten", ["yq"], ["fl"], axis=1),
+             helper.make_node("QLinearMatMul", ["fl", "ys", "yz", "fq", "fs", "fz", "zs", "zz"], ["zq"])]
+    m = helper.make_model(helper.make_graph(nodes, "q", [helper.make_tensor_value_info("xq", TensorProto.UINT8, None)],
+                                            [helper.make_tensor_value_info("zq", TensorProto.UINT8, None),
+                                             helper.make_tensor_value_info("yq", TensorProto.UINT8, None)], inits),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    got = run_ort(m, {"xq": raw["x"]})
+    assert py.fmt.signed is False and int(py.zero_point) == 0       # ReLU6 output range: uint8 from 0
+    assert np.array_equal(got["yq"], raw["r"])
+    assert np.array_equal(got["zq"], raw["z"])
