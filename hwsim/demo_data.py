@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["DEMO_INPUT_NAME", "DEMO_OUTPUT_NAME", "demo_model_path", "load_demo_data", "demo_model_bytes"]
+__all__ = ["DEMO_INPUT_NAME", "DEMO_OUTPUT_NAME", "demo_model_path", "load_demo_data", "demo_model_bytes",
+           "demo_accuracy"]
 
 DEMO_INPUT_NAME = "input"
 DEMO_OUTPUT_NAME = "logits"
@@ -67,3 +68,48 @@ def load_demo_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (np.ascontiguousarray(z["calib"], dtype=np.float32),
                 np.ascontiguousarray(z["test_x"], dtype=np.float32),
                 np.ascontiguousarray(z["test_y"], dtype=np.int64))
+
+
+def demo_accuracy(pairs=("W8A8", "W4A8", "W8A16"), profile="cpu_onnxruntime", observer: str = "minmax",
+                  test_x: np.ndarray | None = None, test_y: np.ndarray | None = None) -> list[dict]:
+    """Float and integer accuracy and output SQNR of the demo model at uniform bit-widths.
+
+    Calibrates once on the packaged calibration images, then for each pair quantizes the
+    whole model (:func:`hwsim.quant.quantize_graph`) and runs it with the integer executor
+    (:func:`hwsim.quant.run_int`) on the held-out digits.
+
+    Parameters
+    ----------
+    pairs : bit-width pairs such as ``"W8A8"``.
+    profile : shipped profile name or a HardwareProfile.
+    observer : calibration observer (minmax, percentile, mse, entropy).
+    test_x, test_y : evaluation data (default: the packaged 540 test digits).
+
+    Returns
+    -------
+    list of dict
+        One row per configuration, float first: ``{"bits", "accuracy", "correct", "total",
+        "sqnr_db"}`` (``sqnr_db`` of the logits against float; None for the float row).
+    """
+    from hwsim.float_exec import run_float
+    from hwsim.onnx_import import load_model
+    from hwsim.profile import shipped_profile
+    from hwsim.quant import calibrate, quantize_graph, run_int
+    from hwsim.quant.compare import sqnr_db
+
+    calib, tx, ty = load_demo_data()
+    if test_x is not None:
+        tx, ty = np.asarray(test_x, np.float32), np.asarray(test_y)
+    prof = shipped_profile(profile) if isinstance(profile, str) else profile
+    graph = load_model(demo_model_path())
+    ref = run_float(graph, {DEMO_INPUT_NAME: tx})[DEMO_OUTPUT_NAME]
+    rows = [{"bits": "float", "accuracy": float((ref.argmax(1) == ty).mean()),
+             "correct": int((ref.argmax(1) == ty).sum()), "total": int(len(ty)), "sqnr_db": None}]
+    stats = calibrate(graph, {DEMO_INPUT_NAME: calib}, observer=observer, progress=False)
+    for pair in pairs:
+        qg = quantize_graph(graph, prof, stats, str(pair))
+        out = run_int(qg, {DEMO_INPUT_NAME: tx})[0][DEMO_OUTPUT_NAME]
+        pred = out.argmax(1)
+        rows.append({"bits": str(pair), "accuracy": float((pred == ty).mean()), "correct": int((pred == ty).sum()),
+                     "total": int(len(ty)), "sqnr_db": float(sqnr_db(ref, out))})
+    return rows
