@@ -82,3 +82,24 @@ def test_run_help_lists_quant_options(capsys):
     text = capsys.readouterr().out
     for opt in ("--mode", "--profile", "--calib", "--bits", "--config", "--calibrator", "--compare", "--out"):
         assert opt in text
+
+
+def test_run_float_json_summary(tmp_path, mobilenet, capsys):
+    import json
+    _, p = mobilenet
+    np.save(tmp_path / "x.npy", np.ones((3, 3, 32, 32), np.float32))
+    assert main(["run", str(p), "--input", str(tmp_path / "x.npy"), "--json", str(tmp_path / "r.json")]) == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["mode"] == "float" and doc["outputs"]["logits"]["shape"] == [3, 10]
+    assert doc["inputs"]["input"]["shape"] == [3, 3, 32, 32]
+    assert doc["outputs"]["logits"]["min"] <= doc["outputs"]["logits"]["max"]
+
+
+def test_quant_modes_reach_hwsim_quant(tmp_path, mobilenet, capsys):
+    """--mode int goes through hwsim.quant.runner.run_mode (errors stay one line)."""
+    _, p = mobilenet
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 32, 32), np.float32))
+    rc = main(["run", str(p), "--input", str(tmp_path / "x.npy"), "--mode", "int", "--profile",
+               str(tmp_path / "missing_profile.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing_profile.yaml" in err and err.count("\n") == 1

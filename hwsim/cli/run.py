@@ -27,7 +27,7 @@ Execute MODEL on the input X and write every graph output, keyed by output name,
 X is a .npy array for a single-input model or an .npz keyed by input name."""
 
 MODES = ("float", "fake", "int")
-_QUANT_ONLY = ("profile", "calib", "bits", "config", "calibrator", "dynamic", "json")
+_QUANT_ONLY = ("profile", "calib", "bits", "config", "calibrator", "dynamic")
 
 
 def add_arguments(p) -> None:
@@ -51,7 +51,8 @@ def add_arguments(p) -> None:
                    help="dynamic quantization: activation ranges from each batch at run time, weights static "
                         "(Conv/Gemm/MatMul accumulate in integer, other ops run in float; no --calib)")
     q.add_argument("--json", metavar="OUT.json",
-                   help="write the quantization parameters, the integer report and the --compare table as JSON")
+                   help="write the quantization parameters, the integer report and the --compare table as JSON "
+                        "(in float mode: the outputs' shapes and value ranges)")
 
 
 def execute(args, graph, feeds) -> dict[str, np.ndarray]:
@@ -96,4 +97,20 @@ def run(args) -> int:
     if args.out:
         atomic_write_npz(args.out, {k: np.asarray(outputs[k]) for k in graph.outputs})
         print(f"wrote {args.out}")
+    if args.mode == "float" and getattr(args, "json", None):
+        from hwsim.io import atomic_write_json
+
+        atomic_write_json(args.json, {
+            "model": graph.name, "mode": "float", "import_s": t1 - t0, "run_s": t2 - t1,
+            "inputs": {k: {"shape": list(np.shape(v)), "dtype": np.asarray(v).dtype.name} for k, v in feeds.items()},
+            "outputs": {k: _stats(np.asarray(outputs[k])) for k in graph.outputs}})
+        print(f"wrote {args.json}")
     return 0
+
+
+def _stats(a: np.ndarray) -> dict:
+    d = {"shape": list(a.shape), "dtype": a.dtype.name}
+    if a.size and a.dtype.kind in "fiub":
+        af = a.astype(np.float64)
+        d.update(min=float(af.min()), max=float(af.max()), mean=float(af.mean()), std=float(af.std()))
+    return d
