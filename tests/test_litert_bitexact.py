@@ -85,6 +85,7 @@ CONV_CASES = [
     (2, 57, 61, 5, 12, (5, 3), (2, 1), (1, 2), "VALID", "RELU6", True),
     (1, 64, 64, 6, 24, (1, 1), (1, 1), (1, 1), "VALID", "RELU", False),
     (1, 65, 65, 4, 8, (3, 3), (2, 2), (1, 1), "SAME", "NONE", True),
+    (1, 40, 40, 5, 13, (3, 3), (1, 1), (1, 1), "SAME", "NONE", False),   # odd Cout
 ]
 
 
@@ -191,6 +192,7 @@ FC_CASES = [
     (2560, 64, 128, True, "NONE", False),
     (2000, 100, 96, False, "RELU", True),
     (2000, 100, 96, False, "NONE", False),
+    (3000, 64, 13, True, "NONE", True),                                  # odd O
 ]
 
 
