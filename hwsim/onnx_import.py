@@ -358,11 +358,14 @@ def _window_attrs(ctx, name, op, x, attrs, kernel) -> dict:
 
 def _n_conv(ctx, name, inputs, outputs, attrs):
     x, w = inputs[0], inputs[1]
-    if not ctx.is_const(w):
-        raise UnsupportedOpError(name, "Conv", SUPPORTED_OPS, "the weight must be a constant initializer")
-    W = ctx.const(w, name, "Conv weight")
-    if W.ndim not in (3, 4):
-        raise UnsupportedOpError(name, "Conv", SUPPORTED_OPS, f"{W.ndim - 2}-D convolution (only 1-D and 2-D)")
+    # the weight is normally an initializer; a run-time weight (e.g. DequantizeLinear of a QDQ
+    # model) needs a static shape
+    wshape = ctx.shape1(w)
+    if wshape is None:
+        raise ModelError(f"node '{name}' (Conv): the shape of the weight '{w}' is unknown")
+    if len(wshape) not in (3, 4):
+        raise UnsupportedOpError(name, "Conv", SUPPORTED_OPS, f"{len(wshape) - 2}-D convolution (only 1-D and 2-D)")
+    W = np.empty(wshape, dtype=np.float32)   # shape carrier only
     kernel = _ints(attrs.get("kernel_shape", W.shape[2:]))
     if kernel != tuple(W.shape[2:]):
         raise ModelError(f"node '{name}' (Conv): kernel_shape {kernel} does not match weight shape {W.shape}")

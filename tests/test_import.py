@@ -314,3 +314,20 @@ def test_constant_graph_output():
     g = load_model(m)
     got = run_float(g, {"x": rand(2, 3)})
     assert np.array_equal(got["k"], [1, 2]) and got["y"].shape == (2, 3)
+
+
+def test_qdq_model_runs_in_float_with_runtime_conv_weight():
+    """A QDQ model (DequantizeLinear feeding Conv's weight) imports; float execution = ORT."""
+    rng = np.random.default_rng(0)
+    wq = rng.integers(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "b"], ["y"], pads=[1, 1, 1, 1])]
+    inits = [("xs", np.array(0.02, np.float32)), ("xz", np.array(0, np.int8)), ("wq", wq),
+             ("ws", np.linspace(0.01, 0.02, 4).astype(np.float32)), ("b", rand(4, seed=3))]
+    m = make_model(nodes, [("x", ["N", 3, 8, 8])], [("y", None)], inits)
+    g = load_model(m)
+    assert [n.op for n in g.nodes] == ["QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv"]
+    x = {"x": rand(2, 3, 8, 8)}
+    assert_close(run_float(g, x), run_ort(m, x))
