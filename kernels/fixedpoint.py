@@ -13,6 +13,30 @@ Two kinds of function live here:
   the float bounds). Integers are passed as int64 holding the runtime's int32 values; where
   C code would cast to int32 the function wraps explicitly with :func:`wrap_int32`.
 
+Where each scheme's arithmetic lives (``Requant`` value -> derivation -> per-element function):
+
+======================== ===================================== =================================================
+scheme                   multiplier derivation                 per-accumulator arithmetic
+======================== ===================================== =================================================
+onnxruntime              :func:`ort_multiplier`                :func:`scale_f32_rne`
+tflite_reference         :func:`quantize_multiplier`           :func:`multiply_by_quantized_multiplier_double_rounding`
+tflite_reference_fc      :func:`double_multiplier`             :func:`scale_f64_away`
+tflite_optimized         :func:`quantize_multiplier`           :func:`multiply_by_quantized_multiplier_ruy_x86`
+tflite_single_rounding   ``quantize_multiplier(single_rounding=True)`` :func:`multiply_by_quantized_multiplier_single_rounding`
+tflite_16x8              :func:`quantize_multiplier` + :func:`reduce_multiplier_15bit`  :func:`multiply_by_quantized_multiplier_16x8`
+fbgemm                   :func:`ort_multiplier` + :func:`fbgemm_bias_term` :func:`scale_fbgemm_f32_rne`
+onnx_reference           :func:`double_multiplier`             :func:`scale_f64_rne`
+power_of_two             :func:`power_of_two_exponent`         :func:`shift_round`
+======================== ===================================== =================================================
+
+The output zero point, the fused-activation clamp and the saturating cast are added by
+:func:`hwsim.kernels.requant.requantize_value` (TFLite schemes add the zero point in int32,
+wrapping, as the C code does).
+
+Note on gemmlowp's ``SaturatingRoundingDoublingHighMul``: its nudge ``1 - 2^30`` for negative
+products makes exact halves round toward +inf (``-2.5 -> -2``), while ``RoundingDivideByPOT``
+rounds halves away from zero; the LiteRT bit-exact tests confirm both.
+
 Conventions (TFLite's): ``shift > 0`` is a left shift, ``shift < 0`` a right shift; ``M0`` is a
 Q31 fixed-point mantissa in ``[2^30, 2^31)`` (or 0). Rounding names: ``away`` = half away from
 zero, ``up`` = half toward +inf, ``rne`` = half to even.

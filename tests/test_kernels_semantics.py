@@ -214,3 +214,38 @@ def test_scalar_fixedpoint_documented_values():
     assert fp.shift_round(-3, 1, 0) == -2 and fp.shift_round(-5, 1, 0) == -2   # half even
     assert fp.shift_round(-3, 1, 2) == -1 and fp.shift_round(-3, 1, 3) == -2   # half up, floor
     assert fp.shift_round(3, -2, 0) == 12
+
+
+def test_public_kernels_use_dispatch_fast_path_when_offered(monkeypatch):
+    from hwsim.kernels import dispatch
+    seen = []
+
+    def fake(kind, **problem):
+        seen.append((kind, sorted(problem)))
+        return lambda x, w, b, p: ("fast", kind, p.requant is None)
+
+    monkeypatch.setattr(dispatch, "fast_path", fake)
+    x = np.zeros((1, 4, 3, 3), np.uint8)
+    rp = RequantParams.create("onnxruntime", 1.0, [1.0], 1.0, IntFormat(8, signed=False), 0)
+    assert qconv2d(x, np.zeros((4, 1, 3, 3), np.int8), None, ConvParams(groups=4, requant=rp)) == ("fast", "depthwise", False)
+    assert conv2d_acc(x, np.zeros((2, 4, 1, 1), np.int8)) == ("fast", "conv", True)
+    assert qgemm(np.zeros((2, 3), np.uint8), np.zeros((3, 1), np.int8), None, GemmParams(requant=rp)) == ("fast", "gemm", False)
+    assert seen[0] == ("depthwise", ["bias", "params", "w", "x"])
+
+
+def test_portable_path_when_no_fast_path(monkeypatch):
+    from hwsim.kernels import dispatch
+    monkeypatch.setattr(dispatch, "fast_path", lambda kind, **problem: None)
+    x = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    w = np.ones((3, 2), np.int8)
+    acc, _ = gemm_acc(x, w)
+    assert acc.tolist() == [[3, 3], [12, 12]]
+
+
+def test_requantize_axis_and_per_tensor():
+    rp = RequantParams.create("onnx_reference", 1.0, [1.0, 2.0], 4.0, IntFormat(8), 0)
+    acc = np.array([[4, 8, 12], [4, 8, 12]])                 # channels on axis 0
+    y, _ = requantize(acc, rp, axis=0)
+    assert y.tolist() == [[1, 2, 3], [2, 4, 6]]
+    with pytest.raises(KernelError, match="per-channel"):
+        requantize(acc, rp, axis=1)
