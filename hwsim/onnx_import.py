@@ -8,15 +8,20 @@ What the importer does, in order:
 3. walks the nodes in topological order and
    - folds ``Constant`` and every node whose inputs are all constant (``Shape`` of a
      tensor counts as constant: its value is known for batch 1 and batch 2), including
-     the torch ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` chains; a folded
-     shape that depends on the batch can only feed a ``Reshape`` target, where the batch
-     entry becomes ``0`` (copy) or ``-1`` so the graph runs for any batch size;
+     the torch ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` chains. A folded value
+     that depends on the batch may feed a ``Reshape`` target (the batch entry becomes ``0``
+     = copy, or ``-1``), an ``Expand`` target (the entry becomes ``1``), or, when it is one
+     repeated value (``zeros_like``/``ones_like``), a broadcasting element-wise op (its
+     batch-1 value is kept); anything else is rejected, so the graph runs for any batch;
    - removes ``Identity``/``Dropout`` (and same-type ``Cast``);
-   - normalises the attributes of every remaining node (see :mod:`hwsim.ops` modules), so
-     executors never look at opset versions;
+   - normalises the attributes of every remaining node (:data:`hwsim.opset.NORMALISED_ATTRS`),
+     so executors never look at opset versions;
    - rejects any op it cannot run with :class:`~hwsim.errors.UnsupportedOpError` (at import);
+   - where ONNX shape inference gave no shape, runs the normalised node on dummy inputs of
+     the batch-1 and batch-2 shapes to learn it;
 4. folds ``BatchNormalization`` into the preceding Conv/Gemm when that Conv/Gemm output has
-   no other consumer (executed as its own node otherwise);
+   no other consumer (executed as its own node otherwise), and a zero constant ``Pad`` of
+   the spatial axes into the following Conv's pads (torch's asymmetric padding);
 5. removes dead nodes and unused constants, fills ``Graph.shapes`` (batch 1) and
    ``Graph.dtypes`` for every tensor.
 
