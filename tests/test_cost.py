@@ -304,3 +304,18 @@ def test_qdq_weights_count_as_weights():
     c = r.node("conv")
     assert c.weight_bytes == 216 + 32 and c.activation_in_bytes == 192 and c.macs == 13824
     assert r.totals.peak_activation_bytes == 192 + 512
+
+
+@pytest.mark.parametrize("builder", ["build_mobilenet_like", "build_transformer_block", "build_mlp"])
+def test_configurable_nodes_agree_with_precision_config(builder):
+    """uniform_pairs covers exactly the nodes a precision config assigns (hwsim.quant.config)."""
+    from hwsim.onnx_import import load_model
+    from hwsim.quant.config import config_nodes
+    from . import onnx_models
+    g = load_model(getattr(onnx_models, builder)())
+    assert tuple(CostModel(g, shipped_profile("cpu_onnxruntime")).uniform_pairs("W8A8")) == config_nodes(g)
+
+
+def test_at_least_three_shipped_profiles_have_latency_and_energy():
+    with_energy = [n for n in list_shipped_profiles() if shipped_profile(n).cost_model.has_energy]
+    assert len(with_energy) >= 3
