@@ -370,8 +370,9 @@ def build_mlp(opset: int = 13, batch=None, sizes=(16, 32, 10), seed: int = 4) ->
 def build_transformer_block(opset: int = 17, batch=None, seq: int = 8, hidden: int = 16, heads: int = 2,
                             seed: int = 5) -> onnx.ModelProto:
     """One BERT-style encoder layer: inputs ``x`` (N, seq, hidden) and ``mask`` (N, 1, 1, seq)
-    additive; output ``y``. Uses LayerNormalization (opset >= 17), MatMul with two
-    activations, Softmax, and GELU written with Erf."""
+    additive; output ``y``. Uses LayerNormalization (opset >= 17; spelled out with
+    ReduceMean/Sub/Pow/Sqrt/Div below), MatMul with two activations, Softmax, and GELU
+    written with Erf."""
     b = _B(seed, opset)
     d = hidden // heads
 
@@ -394,9 +395,16 @@ def build_transformer_block(opset: int = 17, batch=None, seq: int = 8, hidden: i
     a = b.node("Add", [lin(ctx, hidden, hidden), "x"])
 
     def ln(t):
-        return b.node("LayerNormalization", [t, b.const("ln_g", (1 + 0.1 * b.rng.standard_normal(hidden)).astype(np.float32)),
-                                             b.const("ln_b", (0.1 * b.rng.standard_normal(hidden)).astype(np.float32))],
-                      axis=-1, epsilon=1e-5)
+        gamma = b.const("ln_g", (1 + 0.1 * b.rng.standard_normal(hidden)).astype(np.float32))
+        beta = b.const("ln_b", (0.1 * b.rng.standard_normal(hidden)).astype(np.float32))
+        if opset >= 17:
+            return b.node("LayerNormalization", [t, gamma, beta], axis=-1, epsilon=1e-5)
+        # opset < 17: spelled out as the exporters do (ReduceMean, Sub, Pow, Sqrt, Div)
+        mean = b.node("ReduceMean", [t], axes=[-1])
+        d = b.node("Sub", [t, mean])
+        var = b.node("ReduceMean", [b.node("Pow", [d, b.const("two", np.array(2.0, np.float32))])], axes=[-1])
+        std = b.node("Sqrt", [b.node("Add", [var, b.const("eps", np.array(1e-5, np.float32))])])
+        return b.node("Add", [b.node("Mul", [b.node("Div", [d, std]), gamma]), beta])
 
     a = ln(a)
     f = lin(a, hidden, 4 * hidden)

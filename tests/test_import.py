@@ -106,11 +106,15 @@ def test_paddle_style(opset):
     assert not {"Identity", "Dropout", "BatchNormalization"} & {n.op for n in g.nodes}
 
 
-def test_mlp_and_transformer_block():
+def test_mlp():
     m = build_mlp()
     g = load_model(m)
     assert_close(run_float(g, {"input": rand(5, 16)}), run_ort(m, {"input": rand(5, 16)}))
-    m = build_transformer_block()
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_transformer_block(opset):
+    m = build_transformer_block(opset=opset)
     g = load_model(m)
     every_tensor_has_shape(g)
     mask = np.zeros((2, 1, 1, 8), np.float32)
