@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -1092,10 +1093,14 @@ def shipped_profile(name: str) -> HardwareProfile:
         close = difflib.get_close_matches(stem, names, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ProfileError(name, "", f"no shipped profile of that name{hint}; shipped profiles: {', '.join(names)}")
+    return _load_shipped(stem)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_shipped(stem: str) -> HardwareProfile:
     res = resources.files("hwsim.hw_profiles") / f"{stem}.yaml"
     with resources.as_file(res) as p:
-        prof = load_profile(p)
-    return prof
+        return load_profile(p)
 
 
 def resolve_profile(spec) -> HardwareProfile:
