@@ -244,3 +244,20 @@ def test_conv_relu6_and_gemm_bit_exact_with_onnxruntime_qlinear_ops():
     assert py.fmt.signed is False and int(py.zero_point) == 0       # ReLU6 output range: uint8 from 0
     assert np.array_equal(got["yq"], raw["r"])
     assert np.array_equal(got["zq"], raw["z"])
+
+
+def test_integer_token_ids_gather_a_quantized_embedding_table():
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((50, 8)).astype(np.float32)
+    g = Graph("emb", (TensorInfo("ids", (None, 5), "int64"),), ("y",),
+              (Node("emb", "Gather", ("E", "ids"), ("e",), {"axis": 0}), Node("fc", "MatMul", ("e", "W"), ("y",), {})),
+              {"E": emb, "W": rng.standard_normal((8, 4)).astype(np.float32)},
+              shapes={"ids": (1, 5), "e": (1, 5, 8), "y": (1, 5, 4)}, dtypes={"ids": "int64"})
+    ids = rng.integers(0, 50, (16, 5))
+    qg = quantize_graph(g, ORT, calibrate(g, {"ids": ids}, progress=False), "W8A8")
+    assert "ids" not in qg.act
+    raw, _ = run_int(qg, {"ids": ids}, keep="all", raw=True)
+    p = qg.params("e")
+    assert np.array_equal(raw["e"], p.quantize(emb)[ids])           # gathered codes of the quantized table
+    rep = compare(qg, {"ids": ids})
+    assert rep.outputs["y"]["sqnr_int_db"] > 30 and rep.outputs["y"]["max_lsb"] <= 1

@@ -129,5 +129,5 @@ def run_fake(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray], *,
     feeds = check_feeds(qg.graph, feeds)
     r = qg.profile.arithmetic.rounding.value
     if not qg.dynamic:
-        feeds = {k: qg.params(k).fake_quantize(v, r) for k, v in feeds.items()}
+        feeds = {k: qg.params(k).fake_quantize(v, r) if v.dtype.kind == "f" else v for k, v in feeds.items()}
     return run_graph(qg.graph, feeds, fake_dispatch(qg), None, values=values, keep=keep)

@@ -320,6 +320,8 @@ def _avgpool(node, inputs, ctx):
 
 def _move(node, inputs, ctx):
     plan = ctx.qg.plans[node.name]
+    if 0 in plan.const_q:                     # e.g. Gather from a constant embedding table
+        inputs = [plan.const_q[0], *inputs[1:]]
     x = inputs[0]
     if node.op == "Relu":
         y = np.maximum(x, x.dtype.type(int(plan.inputs[0].zero_point)))
@@ -488,6 +490,9 @@ def quantize_feeds(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray], source: 
     r = qg.profile.arithmetic.rounding
     out = {}
     for k, v in feeds.items():
+        if v.dtype.kind != "f":               # integer inputs (indices, token ids) pass unchanged
+            out[k] = v
+            continue
         p = qg.params(k)
         out[k] = quantize(v, p.scale, p.zero_point, p.fmt, r, axis=p.axis)
     return out

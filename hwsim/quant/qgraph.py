@@ -373,8 +373,9 @@ class Quantizer:
         non_source: set[str] = set()
         fused: dict[str, str] = {}          # producer node -> folded activation node
         self.data_pos = {n.name: data_inputs(g, n) for n in g.nodes}
-        for t in g.input_names:
-            uf.add(t)
+        for info in g.inputs:
+            if np.dtype(info.dtype or "float32").kind == "f":     # integer inputs (indices) are not quantized
+                uf.add(info.name)
         for n in g.nodes:
             for i in self.data_pos[n.name]:
                 uf.add(n.inputs[i])
