@@ -308,7 +308,10 @@ class HardwareProfile:
     def activation_symmetric(self, bits: int) -> bool:
         """Whether activations of ``bits`` bits use zero point 0."""
         sym = self.quantization.activation.symmetric
-        return sym.get(bits, sym.get(0, False))
+        if bits in sym:
+            return sym[bits]
+        values = set(sym.values())       # a width no candidate uses: the common rule, if there is one
+        return values.pop() if len(values) == 1 else False
 
     @property
     def per_channel_weights(self) -> bool:
