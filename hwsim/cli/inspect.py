@@ -5,8 +5,10 @@ HELP = "per-layer cost table (MACs, BOPs, bytes, roofline latency, energy) of a 
 DESCRIPTION = """\
 Print one row per node of the imported model: op, input and output shapes, MACs, BOPs,
 bytes moved (packed weights + activations), roofline latency (or the profile's measured
-entry), energy and whether the node is compute- or memory-bound; then network totals
-(latency includes precision conversions between nodes whose activation widths differ).
+entry), energy and what bounds it: compute or memory (roofline), measured (the profile's
+latency table), fused (a Relu/Clip folded into its producer) or none (a free reshape-like
+op); then network totals (latency includes precision conversions between nodes whose
+activation widths differ). hw_profiles/README.md gives every formula.
 
 Every node runs at --bits (default: the profile's highest candidate; an op type the
 profile restricts runs at its own highest allowed pair), or at the per-layer pairs of
