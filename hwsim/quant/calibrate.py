@@ -59,6 +59,12 @@ class CalibrationStats:
             from hwsim.errors import ConfigError
             raise ConfigError(f"calibrator must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
 
+    def __getstate__(self):
+        # the per-(graph, profile) Quantizer caches are rebuilt on demand: keep pickles small
+        d = dict(self.__dict__)
+        d["_cache"] = {}
+        return d
+
     def __getitem__(self, tensor: str) -> TensorStats:
         return self.tensors[tensor]
 
