@@ -30,6 +30,7 @@ from hwsim.errors import KernelError
 from ._config import njit
 
 __all__ = ["Lut", "build_lut", "apply_lut", "sigmoid_lut", "tanh_lut", "hard_swish_lut",
+           "tflite_hard_swish_lut",
            "hard_sigmoid_lut", "SIGMOID_OUT", "TANH_OUT", "f32_sigmoid", "f32_tanh",
            "f32_hard_swish", "f32_hard_sigmoid"]
 
@@ -157,3 +158,86 @@ def hard_swish_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
 def hard_sigmoid_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
     """HardSigmoid table."""
     return build_lut(f32_hard_sigmoid, in_scale, in_zp, out_scale, out_zp, fmt)
+
+
+# --------------------------------------------------------------------------- TFLite HARD_SWISH
+
+def _sat16(v: int) -> int:
+    return min(max(v, -32768), 32767)
+
+
+def _wrap16(v: int) -> int:
+    return (v + 32768) % 65536 - 32768
+
+
+def _srdhm16(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16: ties away, C division."""
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    s = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    q = abs(s) >> 15
+    return q if s >= 0 else -q
+
+
+def _sdhm16(a: int, b: int) -> int:
+    """TFLite SaturatingDoublingHighMul on int16: ``a*b / 2^15`` truncated toward zero."""
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    q = abs(ab) >> 15
+    return q if ab >= 0 else -q
+
+
+def _rdbpot16(x: int, e: int) -> int:
+    if e == 0:
+        return x
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if (x & mask) > threshold else 0)
+
+
+def _q16(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier then DownScaleInt32ToInt16Multiplier: (M0 + 2^15) >> 16, capped."""
+    from .fixedpoint import quantize_multiplier
+    m0, shift = quantize_multiplier(real)
+    m0, shift = int(m0[0]), int(shift[0])
+    if m0 >= (1 << 31) - 1 - (1 << 15):
+        return 32767, shift
+    return (m0 + (1 << 15)) >> 16, shift
+
+
+def tflite_hard_swish_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
+    """TFLite's int8/uint8 HARD_SWISH as a table: every entry computed with TFLite's int16
+    fixed-point algorithm (hires input ``x·2^7``, 15-bit multipliers, a rounding and a
+    truncating doubling high-mul, ties-away shifts, int16 wrap when adding the zero point).
+
+    Prepare in float32: ``hires = f32(sx/128)``, output multiplier ``f32(hires/sy)``, reluish
+    multiplier ``f32(hires / f32(3/32768))``, each QuantizeMultiplier'd and reduced to 16 bits."""
+    qmin, qmax, name = _fmt(fmt)
+    if name not in ("int8", "uint8"):
+        raise KernelError(f"tflite_hard_swish_lut: int8 or uint8 only, got {name!r}")
+    hires = np.float32(np.float32(1.0 / 128.0) * np.float32(in_scale))
+    out_m, out_e = _q16(float(np.float32(hires / np.float32(out_scale))))
+    rel_m, rel_e = _q16(float(np.float32(hires / np.float32(np.float32(3.0) / np.float32(32768.0)))))
+    if out_e > 0:
+        raise KernelError("tflite_hard_swish_lut: output scale too small for the input scale "
+                          "(output multiplier exponent > 0; TFLite rejects this model)")
+    table = []
+    for q in range(qmin, qmax + 1):
+        v = _wrap16(q - int(in_zp))
+        hires_v = _wrap16(v * 128)
+        pre_out = _srdhm16(hires_v, out_m)
+        rel = hires_v
+        if rel_e > 0:
+            rel = _sat16(rel * (1 << (rel_e - 1)))
+        rel = _srdhm16(rel, rel_m)
+        if rel_e > 0:
+            rel = _sat16(rel * 2)
+        if rel_e < 0:
+            rel = _rdbpot16(rel, -rel_e)
+        rel = (rel + (1 << 15)) >> 1
+        y = _rdbpot16(_sdhm16(rel, pre_out), -out_e)
+        y = _wrap16(y + int(out_zp))
+        table.append(min(max(y, qmin), qmax))
+    return Lut(np.array(table, np.int64), qmin, float(np.float32(out_scale)), int(out_zp), name)

@@ -259,4 +259,5 @@ def unary_model(op_name: str, shape, dtype, x_q, y_q) -> bytes:
     op = getattr(s.BuiltinOperator, op_name)
     ins = [TensorSpec(shape, dtype, *x_q)]
     outs = [TensorSpec(shape, dtype, *y_q)]
-    return build_model(op, ins, outs, 0, None, 2 if dtype == "int8" else 3)
+    version = 1 if op_name == "HARD_SWISH" else (2 if dtype == "int8" else 3)
+    return build_model(op, ins, outs, 0, None, version)

@@ -236,6 +236,10 @@ def test_lut_fixed_output_scales_and_formats():
     assert L.apply_lut(np.array([128], np.uint8), u).tolist() == [128]
     hs = L.hard_swish_lut(0.1, 0, 0.05, -100, "int8")
     assert L.apply_lut(np.array([-100, 0, 100], np.int8), hs).tolist() == [-100, -100, 100]
+    ths = L.tflite_hard_swish_lut(0.05, 0, 0.05, 0, "int8")      # same scale: hswish(x) on the grid
+    assert L.apply_lut(np.array([-128, 0, 60, 127], np.int8), ths).tolist() == [0, 0, 60, 127]
+    with pytest.raises(KernelError):
+        L.tflite_hard_swish_lut(1.0, 0, 1e-6, 0, "int8")             # output multiplier exponent > 0
     with pytest.raises(KernelError):
         L.apply_lut(np.array([300], np.int16), s)
     with pytest.raises(KernelError):

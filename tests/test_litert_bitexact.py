@@ -34,7 +34,8 @@ from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, q
                            quantize)
 from hwsim.kernels.quantize import round_f32  # noqa: E402
 from hwsim.kernels.elementwise import add_tflite, mul_tflite, tflite_add_params, tflite_mul_params  # noqa: E402
-from hwsim.kernels.lut import SIGMOID_OUT, TANH_OUT, apply_lut, sigmoid_lut, tanh_lut  # noqa: E402
+from hwsim.kernels.lut import (SIGMOID_OUT, TANH_OUT, apply_lut, sigmoid_lut, tanh_lut,  # noqa: E402
+                               tflite_hard_swish_lut)
 from hwsim.kernels.pool import avg_pool, max_pool, same_pads  # noqa: E402
 
 #: (scheme, op, resolver) -> [outputs compared, mismatches]
@@ -321,7 +322,7 @@ def test_pools(resolver):
 
 
 @pytest.mark.parametrize("resolver", RESOLVERS)
-def test_logistic_tanh_lut(resolver):
+def test_logistic_tanh_hardswish_lut(resolver):
     rng = np.random.default_rng(18)
     for dtype in ("int8", "uint8"):
         info = np.iinfo(dtype)
@@ -333,6 +334,12 @@ def test_logistic_tanh_lut(resolver):
                 want = apply_lut(x, make(s, z, dtype))
                 got = run_model(unary_model(op, x.shape, dtype, (s, z), outq[dtype]), [x], resolver)
                 assert _record("lut", op, resolver, got, want) == 0, (op, dtype, s, z)
+            # HARD_SWISH: TFLite's int16 fixed-point algorithm, tabulated
+            so = float(2.0 ** -rng.integers(2, 7)) if t % 2 == 0 else float(np.float32(rng.uniform(0.005, 0.1)))
+            zo = int(rng.integers(info.min, info.max + 1))
+            want = apply_lut(x, tflite_hard_swish_lut(s, z, so, zo, dtype))
+            got = run_model(unary_model("HARD_SWISH", x.shape, dtype, (s, z), (so, zo)), [x], resolver)
+            assert _record("lut", "HARD_SWISH", resolver, got, want) == 0, (dtype, s, z, so, zo)
 
 
 # ----------------------------------------------------------------------------- quantize
