@@ -221,7 +221,8 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
     if out is not None:
         from ..io import atomic_write_json
         atomic_write_json(out / "result.json", result.to_dict())
-    result.problem = problem
+    problem.release_cache()
+    result.problem = problem          # not a dataclass field: the live problem, for recheck()
     return result
 
 

@@ -212,6 +212,11 @@ class ModelProblem:
             self.cache_stats["nodes_skipped"] += skipped
         return {k: outs[k] for k in self.graph.outputs}
 
+    def release_cache(self) -> None:
+        """Drop the cached integer tensors (they are rebuilt on the next evaluation)."""
+        with self._lock:
+            self._base = None
+
     def _base_run(self):
         with self._lock:
             if self._base is None:
