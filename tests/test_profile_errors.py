@@ -135,3 +135,47 @@ def test_missing_file_and_directory(tmp_path):
         load_profile(tmp_path / "nope.yaml")
     with pytest.raises(ProfileError, match="is a directory"):
         load_profile(tmp_path)
+
+
+# --- fuzz: any mutation of a valid profile gives a valid profile or a ProfileError, nothing else ---------
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (i,))
+
+
+_JUNK = [None, -1, 0, 1.5, float("inf"), True, "x", "W8A8", "", [], {}, ["W8A8"], {"zz": 1}, {8: 1}, [1, 2],
+         "per_tensor", "fp32", 64, 3, "default"]
+
+
+def test_fuzzed_profiles_raise_only_profile_error():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    shipped = [shipped_profile(n).to_dict() for n in list_shipped_profiles()] + [_base()]
+
+    @hypothesis.settings(max_examples=120, deadline=None, derandomize=True)
+    @hypothesis.given(st.integers(0, len(shipped) - 1), st.integers(0, 10_000), st.sampled_from(_JUNK + ["<delete>"]))
+    def check(which, where, junk):
+        doc = copy.deepcopy(shipped[which])
+        paths = [p for p in _paths(doc) if p]
+        path = paths[where % len(paths)]
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        if junk == "<delete>":
+            if isinstance(node, dict):
+                del node[path[-1]]
+            else:
+                node.pop(path[-1])
+        else:
+            node[path[-1]] = copy.deepcopy(junk)
+        try:
+            parse_profile(doc, "fuzz.yaml")
+        except ProfileError as e:
+            assert str(e).startswith("fuzz.yaml: ") and "\n" not in str(e)
+
+    check()
