@@ -51,7 +51,8 @@ def test_profiles_with_equal_numerics_share_scores(result):
     r, _, _ = result
     cpu, twin = r.outcome("cpu_onnxruntime"), r.outcome("cpu_twice_the_clock")
     assert twin.shared_scores > 0 and cpu.shared_scores == 0
-    assert twin.search["evaluations"]["total"] == twin.shared_scores   # every score of the twin was reused
+    # phase 1 (every group at every lower candidate) is identical for both: all of it is reused
+    assert twin.shared_scores >= twin.search["evaluations"]["phase1"] > 0
     # same numerics -> the same score for the same configuration
     s_cpu = {json.dumps(p["config"], sort_keys=True): p["score"] for p in cpu.pareto if p["score"] is not None}
     s_twin = {json.dumps(p["config"], sort_keys=True): p["score"] for p in twin.pareto if p["score"] is not None}
