@@ -55,7 +55,7 @@ ORT_INTEGER_OPS = frozenset({
 })
 #: ops that neither compute nor round (layout, selection, the quantizers themselves).
 _NEUTRAL_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Flatten", "Squeeze",
-                          "Unsqueeze", "Identity", "MaxPool", "Shape", "Gather", "Concat", "Slice",
+                          "Unsqueeze", "Identity", "MaxPool", "NhwcMaxPool", "Shape", "Gather", "Concat", "Slice",
                           "ReorderInput", "ReorderOutput"})
 #: documented tolerance where onnxruntime runs a float op between DQ and Q.
 FLOAT_PATH_TOLERANCE_LSB = 1
@@ -182,9 +182,13 @@ class ValidationReport:
                                                     else " (intermediates not compared)"))
         else:
             f = self.first_divergence
+            iso = ("isolated: not computed" if f["isolated_mismatches"] is None else
+                   f"isolated: {f['isolated_mismatches']} differ, max {f['isolated_max_abs_lsb']:g} LSB")
             lines.append(f"first divergence: node '{f['node']}' ({f['op']}) tensor '{f['tensor']}': "
-                         f"{f['mismatches']} of {f['compared']} differ, max {f['max_abs_lsb']:g} LSB "
-                         f"(isolated: {f['isolated_mismatches']} differ, max {f['isolated_max_abs_lsb']:g} LSB)")
+                         f"{f['mismatches']} of {f['compared']} differ, max {f['max_abs_lsb']:g} LSB ({iso})")
+            if f.get("hwsim_float_ops") and not f.get("ort_float"):
+                lines.append(f"  hwsim runs {', '.join(f['hwsim_float_ops'])} as a float island; onnxruntime "
+                             "runs an integer kernel there, which hwsim does not model")
         verdict = ("bit-exact" if self.bit_exact else
                    f"within tolerance (±{self.tolerance_lsb} LSB per node where onnxruntime runs float)"
                    if self.within_tolerance else "NOT within tolerance")
@@ -218,6 +222,64 @@ def _instrumented(model: onnx.ModelProto, tensors: list[str], formats) -> bytes:
             continue   # int4 graph outputs: not exposed
         m.graph.output.append(helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(np_dt), None))
     return m.SerializeToString()
+
+
+class _IsolatedEvaluator:
+    """Computes one node's output from onnxruntime's own integer intermediates: the node (and
+    any float-island chain between it and the nearest exposed integer tensors) is run by
+    hwsim on onnxruntime's inputs, so a difference belongs to this node alone."""
+
+    def __init__(self, qm: QModel, ivals, feeds):
+        from hwsim.ops import FLOAT_OPS
+
+        self.qm = qm
+        self.ivals = ivals
+        self.feeds = feeds
+        self.dispatch = {**FLOAT_OPS, **INT_OPS}
+        self.memo: dict[str, np.ndarray] = {}
+
+    def _value(self, x: str, chain: list[str], depth: int):
+        g = self.qm.graph
+        if x in self.ivals:
+            return self.ivals[x]
+        if x in g.constants:
+            return g.constants[x]
+        if x in self.feeds:
+            return self.feeds[x]
+        if x in self.memo:
+            return self.memo[x]
+        prod = g.producer(x)
+        if prod is None or depth > 16:
+            return None
+        chain.append(prod.name)
+        outs = self._run(prod, chain, depth + 1)
+        if outs is None:
+            return None
+        for name, v in zip(prod.outputs, outs):
+            if name:
+                self.memo[name] = v
+        return self.memo.get(x)
+
+    def _run(self, node, chain, depth):
+        impl = self.dispatch.get(node.op)
+        if impl is None:
+            return None
+        args = []
+        for x in node.inputs:
+            if x == "":
+                args.append(None)
+                continue
+            v = self._value(x, chain, depth)
+            if v is None:
+                return None
+            args.append(v)
+        return impl(node, args, None)
+
+    def node_output(self, node, tensor: str, chain: list[str]):
+        outs = self._run(node, chain, 0)
+        if outs is None:
+            return None
+        return outs[list(node.outputs).index(tensor)]
 
 
 def validate(model, feeds: Mapping[str, np.ndarray], *, against: str = "onnxruntime", profile=None,
@@ -281,6 +343,7 @@ def validate(model, feeds: Mapping[str, np.ndarray], *, against: str = "onnxrunt
         if inter_ok:
             consts = qm.graph.constants
             float_set = set(float_nodes)
+            iso_eval = _IsolatedEvaluator(qm, ivals, feeds_ort)
             for n in qm.graph.nodes:
                 outs = [t for t in n.outputs if t in ivals and t in qm.formats]
                 if not outs:
@@ -288,17 +351,18 @@ def validate(model, feeds: Mapping[str, np.ndarray], *, against: str = "onnxrunt
                 t = outs[0]
                 e2e = _compare(ours[t], ivals[t], None)
                 iso = None
-                if n.op in INT_OPS and all((x == "" or x in consts or x in ivals or x in feeds_ort)
-                                          for x in n.inputs):
-                    args = [None if x == "" else consts[x] if x in consts else ivals[x] if x in ivals
-                            else feeds_ort[x] for x in n.inputs]
-                    iso = _compare(INT_OPS[n.op](n, args, None)[0], ivals[t], None)
-                src = qm.source_nodes.get(n.name, (n.name,))
-                ort_float = any(s in float_set for s in src)
+                chain: list[str] = []
+                got = iso_eval.node_output(n, t, chain)
+                if got is not None:
+                    iso = _compare(got, ivals[t], None)
+                src = [x for c in [n.name] + chain for x in qm.source_nodes.get(c, (c,))]
+                ort_float = any(x in float_set for x in src)
                 entry = {"node": n.name, "op": n.op, "tensor": t, **e2e.to_dict(),
                          "isolated_mismatches": None if iso is None else iso.mismatches,
                          "isolated_max_abs_lsb": None if iso is None else iso.max_abs_lsb,
-                         "ort_float": ort_float}
+                         "ort_float": ort_float,
+                         "hwsim_float_ops": [c for c in [n.name] + chain
+                                             if qm.graph.has_node(c) and qm.graph.node(c).op not in INT_OPS]}
                 nodes_report.append(entry)
                 if first is None and e2e.mismatches:
                     first = entry

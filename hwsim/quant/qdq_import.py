@@ -135,6 +135,20 @@ def _load(model) -> onnx.ModelProto:
         raise ModelError(f"{p}: not a readable ONNX model ({type(e).__name__})") from None
 
 
+def _infer_shapes(m: onnx.ModelProto) -> dict[str, tuple]:
+    """Tensor name -> dims (None where unknown) from ONNX shape inference (best effort)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    except Exception:  # shape inference is an aid (auto_pad=SAME_*), not a requirement
+        inferred = m
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+    return out
+
+
 def _attrs(n: onnx.NodeProto) -> dict[str, Any]:
     out = {}
     for a in n.attribute:
@@ -161,22 +175,74 @@ class _Ctx:
 # Attribute normalisation (the conventions of hwsim.ops)
 # ---------------------------------------------------------------------------------------------
 
-def _spatial_attrs(node_name, op, a, ksize, nspatial):
-    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise UnsupportedOpError(node_name, op, ("auto_pad NOTSET/VALID",),
-                                 f"auto_pad={a['auto_pad']} in a quantized model")
+def _spatial_attrs(node_name, op, a, ksize, nspatial, in_shape=None):
     k = tuple(a.get("kernel_shape", ksize))
     nd = len(k) if k else nspatial
     out = dict(a)
-    out.pop("auto_pad", None)
+    auto = out.pop("auto_pad", "NOTSET")
     out["kernel_shape"] = k
     out["strides"] = tuple(a.get("strides", (1,) * nd))
     out["dilations"] = tuple(a.get("dilations", (1,) * nd))
     out["pads"] = tuple(a.get("pads", (0,) * (2 * nd)))
+    if auto == "VALID":
+        out["pads"] = (0,) * (2 * nd)
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        spatial = None if in_shape is None else tuple(in_shape)[2:]
+        if spatial is None or len(spatial) != nd or any(d is None or d <= 0 for d in spatial):
+            raise UnsupportedOpError(node_name, op, ("auto_pad NOTSET/VALID, or SAME_* with static spatial shape",),
+                                     f"auto_pad={auto} with an unknown input shape")
+        begins, ends = [], []
+        for i in range(nd):
+            o = -(-spatial[i] // out["strides"][i])
+            total = max(0, (o - 1) * out["strides"][i] + (k[i] - 1) * out["dilations"][i] + 1 - spatial[i])
+            small, big = total // 2, total - total // 2
+            begins.append(small if auto == "SAME_UPPER" else big)
+            ends.append(big if auto == "SAME_UPPER" else small)
+        out["pads"] = tuple(begins + ends)
+    elif auto != "NOTSET":
+        raise UnsupportedOpError(node_name, op, ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"), f"auto_pad={auto}")
     return out
 
 
-def _normalize(node_name, op, a, inputs, consts, shapes_hint=None) -> tuple[dict, tuple[str, ...]]:
+def _normalize_axes(node_name, op, a, ins, consts, shapes, opset):
+    """Axis attributes made non-negative with the input's rank (from shape inference)."""
+    shp = (shapes or {}).get(ins[0])
+    if shp is None:
+        raise UnsupportedOpError(node_name, op, (), "input rank unknown (shape inference failed)")
+    r = len(shp)
+    if op == "Softmax":
+        if opset < 13:
+            axis = int(a.get("axis", 1)) % r
+            return {"axes": tuple(range(axis, r))}, ins
+        return {"axes": (int(a.get("axis", -1)) % r,)}, ins
+    if op == "LayerNormalization":
+        return {"axis": int(a.get("axis", -1)) % r, "epsilon": float(a.get("epsilon", 1e-5))}, tuple(t for t in ins if t)
+    if op in ("Concat", "Gather"):
+        return {"axis": int(a.get("axis", 0)) % r}, ins
+    if op == "Flatten":
+        axis = int(a.get("axis", 1))
+        return {"axis": axis + r if axis < 0 else axis}, ins
+    if op == "Transpose":
+        return {"perm": tuple(a.get("perm", range(r - 1, -1, -1)))}, ins
+    axes = a.get("axes")
+    if len(ins) > 1 and ins[1]:
+        if ins[1] not in consts:
+            raise UnsupportedOpError(node_name, op, (), "axes computed at run time")
+        axes = tuple(int(v) for v in consts[ins[1]].ravel())
+    ins = ins[:1]
+    if op == "Unsqueeze":
+        return {"axes": tuple(sorted(int(x) % (r + len(axes)) for x in axes))}, ins
+    if op == "Squeeze":
+        if axes is None:
+            axes = tuple(i for i, d in enumerate(shp) if d == 1)
+        return {"axes": tuple(sorted(int(x) % r for x in axes))}, ins
+    # ReduceMean
+    if not axes:
+        axes = tuple(range(r))
+    return {"axes": tuple(sorted(int(x) % r for x in axes)), "keepdims": int(a.get("keepdims", 1))}, ins
+
+
+def _normalize(node_name, op, a, inputs, consts, shapes=None, opset=17) -> tuple[dict, tuple[str, ...]]:
     """Normalised attrs for ``op`` and the inputs left as runtime inputs (constant shape
     operands become attributes)."""
     a = dict(a)
@@ -184,12 +250,12 @@ def _normalize(node_name, op, a, inputs, consts, shapes_hint=None) -> tuple[dict
     if op in ("Conv", "QLinearConv"):
         w = consts.get(ins[1 if op == "Conv" else 3])
         ks = tuple(w.shape[2:]) if w is not None else ()
-        a = _spatial_attrs(node_name, op, a, ks, len(ks))
+        a = _spatial_attrs(node_name, op, a, ks, len(ks), (shapes or {}).get(ins[0]))
         a["group"] = int(a.get("group", 1))
         if w is not None and a["group"] > 1 and w.shape[1] == 1 and w.shape[0] == a["group"]:
             a["depthwise"] = True
     elif op in ("MaxPool", "AveragePool"):
-        a = _spatial_attrs(node_name, op, a, (), 2)
+        a = _spatial_attrs(node_name, op, a, (), 2, (shapes or {}).get(ins[0]))
         a.setdefault("ceil_mode", 0)
         if op == "AveragePool":
             a.setdefault("count_include_pad", 0)
@@ -198,8 +264,6 @@ def _normalize(node_name, op, a, inputs, consts, shapes_hint=None) -> tuple[dict
     elif op in ("Gemm", "QGemm"):
         a = {"alpha": float(a.get("alpha", 1.0)), "beta": float(a.get("beta", 1.0)),
              "transA": int(a.get("transA", 0)), "transB": int(a.get("transB", 0))}
-    elif op == "Flatten":
-        a["axis"] = int(a.get("axis", 1))
     elif op == "Reshape":
         if len(ins) > 1:
             if ins[1] not in consts:
@@ -215,20 +279,11 @@ def _normalize(node_name, op, a, inputs, consts, shapes_hint=None) -> tuple[dict
                         raise UnsupportedOpError(node_name, op, (), f"{key} computed at run time")
                     a[key] = float(consts[ins[pos]])
             ins = ins[:1]
-    elif op in ("Squeeze", "Unsqueeze", "ReduceMean"):
-        if len(ins) > 1 and ins[1]:
-            if ins[1] not in consts:
-                raise UnsupportedOpError(node_name, op, (), "axes computed at run time")
-            a["axes"] = tuple(int(v) for v in consts[ins[1]].ravel())
-            ins = ins[:1]
-        if op == "ReduceMean":
-            a.setdefault("keepdims", 1)
-    elif op == "Softmax":
-        a = {"axes": (int(a.get("axis", -1)),)}
+    elif op in ("Softmax", "LayerNormalization", "Concat", "Gather", "Flatten", "ReduceMean", "Squeeze",
+                "Unsqueeze", "Transpose"):
+        a, ins = _normalize_axes(node_name, op, a, ins, consts, shapes, opset)
     elif op == "HardSigmoid":
         a = {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))}
-    elif op == "Transpose" and "perm" not in a:
-        raise UnsupportedOpError(node_name, op, (), "Transpose without perm")
     elif op in ("QuantizeLinear", "DequantizeLinear"):
         a["axis"] = int(a.get("axis", 1))
     return a, ins
@@ -268,7 +323,9 @@ def import_quantized(model) -> QModel:
     from hwsim.ops import FLOAT_OPS
 
     m = _load(model)
+    shapes = _infer_shapes(m)
     g = m.graph
+    opset = max([o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] or [17])
     consts: dict[str, np.ndarray] = {t.name: _to_array(t) for t in g.initializer}
     const_types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
     nodes = []
@@ -393,7 +450,7 @@ def import_quantized(model) -> QModel:
             continue
         q, act = after
         if op in FUSABLE_OPS:
-            fused = _fuse(nm, n, q, act, consts, _act_dq, _const_dq, _fmt_of_zp)
+            fused = _fuse(nm, n, q, act, consts, _act_dq, _const_dq, _fmt_of_zp, shapes)
             if fused is None:
                 continue
             plan[nm] = fused
@@ -402,7 +459,7 @@ def import_quantized(model) -> QModel:
             d = _act_dq(n.input[0]) if n.input else None
             if d is None or not _scalar_params_equal(d, q):
                 continue
-            a, ins = _normalize(nm, op, _attrs(n), n.input, consts)
+            a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
             plan[nm] = Node(nm, op, (d.x,) + tuple(ins[1:]), (q.y,), a)
             kinds.add("qdq")
         else:
@@ -421,7 +478,7 @@ def import_quantized(model) -> QModel:
             continue
         op = n.op_type
         if op == "DequantizeLinear" or op == "QuantizeLinear":
-            a, ins = _normalize(nm, op, _attrs(n), n.input, consts)
+            a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
             ins = (ins[0], ins[1], _zp_name(n, np.uint8))
             if op == "DequantizeLinear" and ins[0] in consts:
                 emitted.append(Node(nm, op, ins, tuple(n.output), a))   # const DQ: folded below
@@ -429,13 +486,13 @@ def import_quantized(model) -> QModel:
                 emitted.append(Node(nm, op, ins, tuple(n.output), a))
             continue
         if op in QOPERATOR_OPS:
-            a, ins = _normalize(nm, op, _attrs(n), n.input, consts)
+            a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
             emitted.append(Node(nm, op, tuple(ins), tuple(n.output), a))
             continue
         if op not in FLOAT_OPS:
             raise UnsupportedOpError(nm, op, set(FLOAT_OPS) | set(QOPERATOR_OPS),
                                      "no integer or float implementation")
-        a, ins = _normalize(nm, op, _attrs(n), n.input, consts)
+        a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
         emitted.append(Node(nm, op, tuple(ins), tuple(n.output), a))
         islands.append(nm)
 
@@ -522,7 +579,7 @@ def _out_zero_point_input(n: Node):
     return pos
 
 
-def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp) -> Node | None:
+def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp, shapes=None) -> Node | None:
     """One DQ -> op -> [act] -> Q group as a QOperator node, or None when the group is not
     in a form onnxruntime's integer kernels take (then it stays a float island)."""
     op = n.op_type
@@ -530,7 +587,7 @@ def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp) -> Node | None
     a = {}
     if act is not None:
         anm, an = act
-        aa, _ = _normalize(anm, an.op_type, _attrs(an), an.input, consts)
+        aa, _ = _normalize(anm, an.op_type, _attrs(an), an.input, consts, shapes)
         s = float(np.asarray(consts[q.scale], np.float32))
         z = int(np.asarray(consts[q.zp]))
         fmt = fmt_of_zp(q.zp)
@@ -544,6 +601,10 @@ def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp) -> Node | None
     if op in ("Conv", "MatMul", "Gemm"):
         x = act_dq(n.input[0])
         w = const_dq(n.input[1]) if len(n.input) > 1 else None
+        if w is None and op == "MatMul" and len(n.input) > 1:
+            w = act_dq(n.input[1])      # activation x activation (attention): QLinearMatMul too
+            if w is not None and np.asarray(consts[w.scale]).size != 1:
+                return None
         if x is None or w is None:
             return None
         if np.asarray(consts[x.scale]).size != 1:
@@ -554,7 +615,7 @@ def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp) -> Node | None
             if b is None or consts[b.x].dtype != np.int32 or np.any(np.asarray(consts[b.zp]) != 0):
                 return None
             bias = b.x
-        na, _ = _normalize(nm, op, _attrs(n), n.input, consts)
+        na, _ = _normalize(nm, op, _attrs(n), n.input, consts, shapes)
         na.update(a)
         if op == "Gemm":
             if na["transA"] or na["beta"] != 1.0 or consts[w.x].ndim != 2:
@@ -562,7 +623,7 @@ def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp) -> Node | None
             ins = (x.x, x.scale, x.zp, w.x, w.scale, w.zp, bias, q.scale, q.zp)
             return Node(nm, "QGemm", ins, (q.y,), na)
         if op == "MatMul":
-            if consts[w.x].ndim != 2:
+            if w.x in consts and consts[w.x].ndim != 2:
                 return None
             ins = (x.x, x.scale, x.zp, w.x, w.scale, w.zp, q.scale, q.zp)
             return Node(nm, "QLinearMatMul", ins, (q.y,), na)
@@ -658,10 +719,21 @@ def _gemm_core(node, x, xz, w_kn, wz, bias, rp, ctx):
 
 def _qlinearmatmul(node, ins, ctx):
     a, as_, az, b, bs, bz, ys, yz = ins
-    if b.ndim != 2:
-        raise UnsupportedOpError(node.name, node.op, (), "only a constant 2-D B is supported")
     rp = _requant(node, ins, as_, bs, ys, yz, ctx)
-    return (_gemm_core(node, a, az, b, bz, None, rp, ctx),)
+    if b.ndim == 2:
+        return (_gemm_core(node, a, az, b, bz, None, rp, ctx),)
+    # batched B (e.g. attention scores): one GEMM per broadcast batch index
+    if a.ndim < 2:
+        raise UnsupportedOpError(node.name, node.op, (), "1-D A with batched B")
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a_b = np.broadcast_to(a, batch + a.shape[-2:])
+    b_b = np.broadcast_to(b, batch + b.shape[-2:])
+    fmt = node.attrs["out_format"]
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), fmt.storage_dtype)
+    for idx in np.ndindex(*batch):
+        out[idx] = _gemm_core(node, np.ascontiguousarray(a_b[idx]), az, np.ascontiguousarray(b_b[idx]), bz, None,
+                              rp, ctx)
+    return (out,)
 
 
 def _qgemm(node, ins, ctx):
