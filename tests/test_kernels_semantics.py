@@ -249,3 +249,20 @@ def test_requantize_axis_and_per_tensor():
     assert y.tolist() == [[1, 2, 3], [2, 4, 6]]
     with pytest.raises(KernelError, match="per-channel"):
         requantize(acc, rp, axis=1)
+
+
+def test_compiled_int64_and_careful_loops_agree_with_float_engine():
+    """The compiled FAST64/CAREFUL loops (used only beyond float64's exact range) give the same
+    accumulators and events as the engine's default path on a problem both can run."""
+    from hwsim.kernels import gemm as g
+    rng = np.random.default_rng(11)
+    A = rng.integers(-32768, 32768, (2, 5, 40)).astype(np.int32)
+    B = rng.integers(-32768, 32768, (2, 3, 40)).astype(np.int32)
+    bias = rng.integers(-1000, 1000, 6).astype(np.int64)
+    zw = np.zeros(6, np.int64)
+    for accum in (AccumParams(64), AccumParams(32), AccumParams(40, "saturate")):
+        want, ov, _ = g.run_core(A, B, bias, 0, zw, accum, False, 32768, 32768)
+        for mode in ((g.FAST64, g.CAREFUL) if accum.bits == 64 else (g.CAREFUL,)):
+            out = np.empty((5, 6), np.int64)
+            ov2, _ = g._gemm_core(A, B, bias, np.int64(0), zw, mode, accum.bits, accum.overflow.value == "saturate", out)
+            assert np.array_equal(out, want) and ov2 == ov
