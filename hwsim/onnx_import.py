@@ -64,12 +64,12 @@ MIN_OPSET = 7
 FOLD_ONLY_OPS = frozenset({
     "Constant", "Shape", "Size", "ConstantOfShape", "Range", "Less", "Greater",
     "Floor", "Ceil", "Not", "And", "Or", "Min", "Max", "Abs", "Tile",
-    "ReduceProd", "ReduceMin", "CastLike", "Log", "Reciprocal", "Mod",
+    "ReduceProd", "ReduceMin", "Log", "Reciprocal", "Mod",
 })
 """Ops accepted only when all their inputs are constant (they are evaluated at import)."""
 
-REMOVED_OPS = frozenset({"Identity", "Dropout"})
-"""Ops removed at import (their output is their input)."""
+REMOVED_OPS = frozenset({"Identity", "Dropout", "CastLike"})
+"""Ops removed at import (their output is their input, a constant, or a ``Cast``)."""
 
 SUPPORTED_OPS = frozenset(OPS) | FOLD_ONLY_OPS | REMOVED_OPS
 """Every op type the importer accepts (runtime ops in :data:`hwsim.opset.OPS`)."""
@@ -1015,7 +1015,7 @@ def load_model(model, *, name: str | None = None) -> Graph:
             raise UnsupportedOpError(name, op, SUPPORTED_OPS)
         ins = [resolve(t) if t else "" for t in node.input]
         outs = list(node.output)
-        if op in REMOVED_OPS:
+        if op in ("Identity", "Dropout"):
             if op == "Dropout" and len(outs) > 1 and outs[1]:
                 raise UnsupportedOpError(name, op, SUPPORTED_OPS, "the mask output is used")
             alias[outs[0]] = ins[0]
@@ -1025,6 +1025,18 @@ def load_model(model, *, name: str | None = None) -> Graph:
             if to is not None and to == dtypes.get(ins[0]):
                 alias[outs[0]] = ins[0]
                 continue
+        if op == "CastLike":
+            to = dtypes.get(ins[1]) or (ctx.known[ins[1]].v1.dtype.name if ins[1] in ctx.known else None)
+            if to is None:
+                raise ModelError(f"node '{name}' (CastLike): the dtype of '{ins[1]}' is unknown")
+            if ctx.is_const(ins[0]):
+                f = ctx.known[ins[0]]
+                ctx.known[outs[0]] = _Folded(f.v1.astype(to), None if f.static else f.v2.astype(to))
+            elif to == dtypes.get(ins[0]):
+                alias[outs[0]] = ins[0]
+            else:
+                ctx.emit(name, "Cast", ins[:1], outs[:1], {"to": to})
+            continue
         # Shape/Constant/all-constant nodes fold; other ops are normalised
         proxy = node
         if ins != list(node.input):

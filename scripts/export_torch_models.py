@@ -10,6 +10,9 @@ Models (small channel counts, every file < 1 MB), all with a dynamic batch dimen
   mbv3_torchscript_op17.onnx  MobileNetV3-style (HardSwish, SE with HardSigmoid, asymmetric-pad conv)
   resnet_torchscript_op15.onnx ResNet-style (MaxPool, downsample, AdaptiveAvgPool, flatten)
   mbv2_dynamo_op18.onnx / resnet_dynamo_op18.onnx / mbv3_dynamo_op20.onnx  the same nets, dynamo exporter
+  mbv2_torchscript_nofold_op13.onnx / mbv3_torchscript_nofold_op11.onnx  without constant folding
+      (BatchNormalization nodes, Constant/Shape chains; opset 11 HardSwish = x * HardSigmoid(x))
+  mbv3_dynamo_noopt_op18.onnx  dynamo exporter with optimize=False (Expand, CastLike, Shape chains)
   encoder_torchscript_op17.onnx / encoder_dynamo_op18.onnx  embedding + one nn.TransformerEncoderLayer
       (GELU, LayerNorm, attention with a key-padding mask) + Linear on the first token;
       inputs ids (N, 8) int64 and mask (N, 8) int64 (1 = token, 0 = padding), output logits (N, 3)
@@ -163,21 +166,22 @@ def build(kind, seed):
     return model.eval()
 
 
-def export_torchscript(kind, opset, seed=0):
+def export_torchscript(kind, opset, seed=0, fold=True):
     model = build(kind, seed)
     x = torch.randn(2, 3, 32, 32)
-    path = OUT / f"{kind}_torchscript_op{opset}.onnx"
+    path = OUT / f"{kind}_torchscript{'' if fold else '_nofold'}_op{opset}.onnx"
     torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+                      do_constant_folding=fold,
                       output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     return path
 
 
-def export_dynamo(kind, opset, seed=0):
+def export_dynamo(kind, opset, seed=0, optimize=True):
     model = build(kind, seed)
     x = torch.randn(2, 3, 32, 32)
-    path = OUT / f"{kind}_dynamo_op{opset}.onnx"
+    path = OUT / f"{kind}_dynamo{'' if optimize else '_noopt'}_op{opset}.onnx"
     batch = torch.export.Dim("batch", min=1, max=64)
-    prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=["input"],
+    prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=["input"], optimize=optimize,
                              output_names=["logits"], dynamic_shapes={"x": {0: batch}}, external_data=False)
     prog.save(str(path), external_data=False)
     return path
@@ -188,10 +192,15 @@ def main() -> int:
     ok = True
     jobs = [(export_torchscript, "mbv2", 13), (export_torchscript, "mbv3", 17), (export_torchscript, "resnet", 15),
             (export_dynamo, "mbv2", 18), (export_dynamo, "resnet", 18), (export_dynamo, "mbv3", 20)]
-    jobs += [(export_encoder, "torchscript", 17), (export_encoder, "dynamo", 18)]
-    for fn, kind, opset in jobs:
+    jobs = [(fn, kind, opset, {}) for fn, kind, opset in jobs]
+    # raw exports: unfolded BatchNormalization and shape chains (TorchScript without constant
+    # folding, opset 11 HardSwish spelled out), unoptimised dynamo graphs (Expand/CastLike chains)
+    jobs += [(export_torchscript, "mbv2", 13, {"fold": False}), (export_torchscript, "mbv3", 11, {"fold": False}),
+             (export_dynamo, "mbv3", 18, {"optimize": False})]
+    jobs += [(export_encoder, "torchscript", 17, {}), (export_encoder, "dynamo", 18, {})]
+    for fn, kind, opset, kw in jobs:
         try:
-            p = fn(kind, opset)
+            p = fn(kind, opset, **kw)
             print(f"wrote {p.relative_to(OUT.parents[2])} ({p.stat().st_size / 1024:.0f} KiB)")
         except Exception as e:  # report and continue: one exporter failing must not hide the others
             ok = False

@@ -22,7 +22,8 @@ def test_the_exports_are_there():
     names = {p.name for p in FILES}
     assert {"mbv2_torchscript_op13.onnx", "mbv3_torchscript_op17.onnx", "resnet_torchscript_op15.onnx",
             "mbv2_dynamo_op18.onnx", "resnet_dynamo_op18.onnx", "mbv3_dynamo_op20.onnx",
-            "encoder_torchscript_op17.onnx", "encoder_dynamo_op18.onnx"} <= names
+            "encoder_torchscript_op17.onnx", "encoder_dynamo_op18.onnx", "mbv2_torchscript_nofold_op13.onnx",
+            "mbv3_torchscript_nofold_op11.onnx", "mbv3_dynamo_noopt_op18.onnx"} <= names
     assert all(p.stat().st_size < 1_000_000 for p in FILES)
 
 
@@ -66,3 +67,12 @@ def test_torch_transformer_encoder_with_padding_mask(name):
         got = run_float(g, feeds)["logits"]
         assert got.shape == ref.shape == (b, 3)
         assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_unfolded_exports_fold_to_the_same_graph():
+    """BatchNormalization, Constant/Shape/Expand/CastLike chains of the raw exports all disappear:
+    the raw and the exporter-optimised graphs run the same ops."""
+    def ops(name):
+        return sorted(n.op for n in load_model(MODELS / name).nodes)
+    assert ops("mbv2_torchscript_nofold_op13.onnx") == ops("mbv2_torchscript_op13.onnx")
+    assert ops("mbv3_dynamo_noopt_op18.onnx") == ops("mbv3_dynamo_op20.onnx")
