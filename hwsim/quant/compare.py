@@ -77,6 +77,7 @@ class NodeComparison:
     acc_overflows: int
     out_clamped: int
     float_island: bool
+    cause: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +117,13 @@ class CompareReport:
         if any(r.float_island for r in self.rows):
             lines.append("* float island: dequantize -> float op -> quantize (no integer kernel)")
         lines.append("local = max LSB difference of this node alone (fed the integer executor's inputs)")
+        causes: dict[str, list[str]] = {}
+        for r in self.rows:
+            if r.local_max_lsb > 0 and r.cause:
+                causes.setdefault(r.cause, []).append(r.node)
+        for cause, nodes in causes.items():
+            shown = ", ".join(nodes[:4]) + (f" and {len(nodes) - 4} more" if len(nodes) > 4 else "")
+            lines.append(f"local differences from {cause}: {shown}")
         return "\n".join(lines)
 
 
@@ -124,6 +132,26 @@ def _lsb(a: np.ndarray, b: np.ndarray, scale: float) -> tuple[int, float]:
     if d.size == 0:
         return 0, 0.0
     return int(d.max()), float(np.count_nonzero(d) / d.size)
+
+
+def _cause(qg: QuantizedGraph, node, plan) -> str:
+    """What makes this node's integer result differ from fake-quant's float rounding."""
+    if plan.kind in ("fused", "move") and node.op != "Concat":
+        return ""
+    if plan.kind in ("float_island", "float"):
+        return "float islands (float op between dequantize and quantize; same as fake-quant)"
+    scheme = qg.profile.requant_for(plan.pair).value if plan.pair is not None else ""
+    if plan.kind == "lut":
+        return ("lookup tables filled with TFLite's reciprocal-multiply rounding" if scheme.startswith("tflite")
+                else "lookup tables (exactly the fake-quant values)")
+    if node.op in ("Add", "Mul"):
+        return f"elementwise {node.op} rescaling ({scheme} arithmetic)"
+    if node.op in ("AveragePool", "GlobalAveragePool", "Concat"):
+        return f"integer rescaling of {node.op} ({scheme} multiplier)"
+    if plan.kind == "dynamic":
+        return "per-batch input quantization"
+    return (f"{scheme} requantization (multiplier precision, tie rule, exact integer sums vs float32 sums"
+            + (", accumulator overflow)" if plan.accumulator_bits and plan.accumulator_bits < 32 else ")"))
 
 
 def compare(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray]) -> CompareReport:
@@ -166,7 +194,7 @@ def compare(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray]) -> CompareRepor
                 sqnr_fake_db=sqnr_db(fl, fk), sqnr_int_db=sqnr_db(fl, it), max_lsb=mx, frac_diff=fr,
                 local_max_lsb=lmx, local_frac_diff=lfr,
                 acc_overflows=0 if nr is None else nr.acc_overflows, out_clamped=0 if nr is None else nr.out_clamped,
-                float_island=plan.kind in ("float_island", "float")))
+                float_island=plan.kind in ("float_island", "float"), cause=_cause(qg, n, plan)))
     outputs = {}
     for t in g.outputs:
         p = qg.act.get(t)
