@@ -1,0 +1,179 @@
+"""Import of hand-written and onnxruntime-written quantized ONNX models: recognition of the
+QDQ groups, integer execution, and bit-exactness against onnxruntime including
+power-of-two scales (frequent rounding ties) and saturating values."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwsim.errors import ModelError, UnsupportedOpError
+from hwsim.quant.qdq_import import import_quantized, run_quantized
+from hwsim.validate import validate
+
+from .onnx_models import build_resnet_like, build_transformer_block
+
+ort_q = pytest.importorskip("onnxruntime.quantization")
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # noqa: E402
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+
+
+def _init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def _pow2_qdq_model(act_dtype, seed=0, cin=6, cout=8):
+    """Q(x) -> [DQ -> Conv(int8 per-channel w, int32 b) -> Q] -> [DQ -> Add(DQ of the input) -> Q]
+    -> DQ -> GlobalAveragePool -> Q -> DQ -> Flatten -> Q -> [DQ -> Gemm -> Q] -> DQ.
+    Every scale is a power of two, so requantization lands on exact .5 ties often."""
+    rng = np.random.default_rng(seed)
+    u = act_dtype == np.uint8
+    zp = lambda v: np.array(v, act_dtype)  # noqa: E731
+    w = rng.integers(-128, 128, (cout, cin, 3, 3)).astype(np.int8)
+    w_s = (2.0 ** -rng.integers(5, 9, cout)).astype(np.float32)
+    b = rng.integers(-3000, 3000, cout).astype(np.int32)
+    x_s, y_s, a_s = np.float32(2.0 ** -4), np.float32(2.0 ** -1), np.float32(2.0 ** 0)
+    fc_w = rng.integers(-128, 128, (5, cout)).astype(np.int8)
+    fc_s = (2.0 ** -rng.integers(4, 7, 5)).astype(np.float32)
+    fc_b = rng.integers(-500, 500, 5).astype(np.int32)
+    inits = [
+        _init("x_s", x_s), _init("x_z", zp(128 if u else 3)),
+        _init("w_q", w), _init("w_s", w_s), _init("w_z", np.zeros(cout, np.int8)),
+        _init("b_q", b), _init("b_s", (x_s * w_s).astype(np.float32)), _init("b_z", np.zeros(cout, np.int32)),
+        _init("y_s", y_s), _init("y_z", zp(100 if u else -20)),
+        _init("a_s", a_s), _init("a_z", zp(120 if u else -8)),
+        _init("g_s", np.float32(2.0 ** -2)), _init("g_z", zp(90 if u else 0)),
+        _init("fw_q", fc_w), _init("fw_s", fc_s), _init("fw_z", np.zeros(5, np.int8)),
+        _init("fb_q", fc_b), _init("fb_s", (np.float32(2.0 ** -2) * fc_s).astype(np.float32)),
+        _init("fb_z", np.zeros(5, np.int32)),
+        _init("o_s", np.float32(2.0 ** -3)), _init("o_z", zp(128 if u else 0)),
+    ]
+    N = helper.make_node
+    nodes = [
+        N("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"], name="qx"),
+        N("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"], name="dqx"),
+        N("DequantizeLinear", ["w_q", "w_s", "w_z"], ["wd"], name="dqw", axis=0),
+        N("DequantizeLinear", ["b_q", "b_s", "b_z"], ["bd"], name="dqb", axis=0),
+        N("Conv", ["xd", "wd", "bd"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        N("QuantizeLinear", ["c", "y_s", "y_z"], ["cq"], name="qc"),
+        N("DequantizeLinear", ["cq", "y_s", "y_z"], ["cd"], name="dqc"),
+        N("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd2"], name="dqx2"),
+        N("ReduceMean", ["xd2"], ["xm"], name="mean", axes=[1], keepdims=1),
+        N("QuantizeLinear", ["xm", "x_s", "x_z"], ["xmq"], name="qxm"),
+        N("DequantizeLinear", ["xmq", "x_s", "x_z"], ["xmd"], name="dqxm"),
+        N("Add", ["cd", "xmd"], ["s"], name="add"),
+        N("QuantizeLinear", ["s", "a_s", "a_z"], ["sq"], name="qs"),
+        N("DequantizeLinear", ["sq", "a_s", "a_z"], ["sd"], name="dqs"),
+        N("GlobalAveragePool", ["sd"], ["g"], name="gap"),
+        N("QuantizeLinear", ["g", "g_s", "g_z"], ["gq"], name="qg"),
+        N("DequantizeLinear", ["gq", "g_s", "g_z"], ["gd"], name="dqg"),
+        N("Flatten", ["gd"], ["f"], name="flatten"),
+        N("QuantizeLinear", ["f", "g_s", "g_z"], ["fq"], name="qf"),
+        N("DequantizeLinear", ["fq", "g_s", "g_z"], ["fd"], name="dqf"),
+        N("DequantizeLinear", ["fw_q", "fw_s", "fw_z"], ["fwd"], name="dqfw", axis=0),
+        N("DequantizeLinear", ["fb_q", "fb_s", "fb_z"], ["fbd"], name="dqfb", axis=0),
+        N("Gemm", ["fd", "fwd", "fbd"], ["o"], name="fc", transB=1),
+        N("QuantizeLinear", ["o", "o_s", "o_z"], ["oq"], name="qo"),
+        N("DequantizeLinear", ["oq", "o_s", "o_z"], ["y"], name="dqo"),
+    ]
+    g = helper.make_graph(nodes, "pow2", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", cin, 7, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize("act_dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+def test_power_of_two_scales_and_saturation_bit_exact(act_dtype):
+    m = _pow2_qdq_model(act_dtype)
+    qm = import_quantized(m)
+    ops = [n.op for n in qm.graph.nodes]
+    assert ops.count("QLinearConv") == 1 and "QLinearAdd" in ops and "QGemm" in ops
+    assert "QLinearGlobalAveragePool" in ops and "Flatten" in ops and qm.float_islands == ("mean",)
+    rng = np.random.default_rng(1)
+    # inputs on the quantization grid, at half-steps (ties) and far outside the range (saturation)
+    x = (rng.integers(-300, 300, (16, 6, 7, 7)) / 32.0).astype(np.float32)
+    rep = validate(m, {"x": x})
+    assert rep.within_tolerance and rep.bit_exact, rep.summary_lines()
+    conv = next(e for e in rep.nodes if e["node"] == "conv")
+    assert conv["compared"] == 16 * 8 * 49 and conv["mismatches"] == 0
+    # the test exercises what it claims: saturated codes and ReduceMean run in float by ORT too
+    xq = run_quantized(qm, {"x": x}, keep=["xq"])["xq"]
+    info = np.iinfo(act_dtype)
+    assert (xq == info.min).any() and (xq == info.max).any()
+    assert "mean" in rep.ort_float_nodes
+
+
+def test_fused_clip_becomes_integer_clamp():
+    """DQ -> Conv -> Clip(0, 6) -> Q: the clip is the output clamp of QLinearConv."""
+    m = _pow2_qdq_model(np.uint8)
+    g = m.graph
+    conv = next(n for n in g.node if n.name == "conv")
+    conv.output[0] = "c_pre"
+    g.initializer.extend([_init("lo", np.float32(0.0)), _init("hi", np.float32(6.0))])
+    idx = [i for i, n in enumerate(g.node) if n.name == "conv"][0]
+    g.node.insert(idx + 1, helper.make_node("Clip", ["c_pre", "lo", "hi"], ["c"], name="relu6"))
+    qm = import_quantized(m)
+    node = qm.graph.node("conv")
+    assert node.op == "QLinearConv" and node.attrs["act_min"] == 100 and node.attrs["act_max"] == 112
+    x = (np.random.default_rng(2).integers(-300, 300, (4, 6, 7, 7)) / 32.0).astype(np.float32)
+    cq = run_quantized(qm, {"x": x}, keep=["cq"])["cq"]
+    assert cq.min() == 100 and cq.max() == 112
+    rep = validate(m, {"x": x})
+    assert rep.within_tolerance, rep.summary_lines()
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, batches):
+        self._it = iter(batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def test_resnet_like_maxpool_stays_integer(tmp_path):
+    onnx.save(build_resnet_like(opset=13, input_size=16), str(tmp_path / "r.onnx"))
+    quant_pre_process(str(tmp_path / "r.onnx"), str(tmp_path / "rp.onnx"), skip_symbolic_shape=True)
+    x = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    quantize_static(str(tmp_path / "rp.onnx"), str(tmp_path / "q.onnx"), _Reader([{"input": x}]),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    qm = import_quantized(tmp_path / "q.onnx")
+    mp = [n for n in qm.graph.nodes if n.op == "MaxPool"]
+    assert mp and all(qm.formats[n.outputs[0]].bits == 8 for n in mp)   # on integer codes
+    rep = validate(tmp_path / "q.onnx", {"input": x[:3]})
+    assert rep.ort_integer_path and rep.bit_exact, rep.summary_lines()
+
+
+def test_transformer_block_int8_bit_exact(tmp_path):
+    """MatMul + Add linears, attention MatMuls between two activations (batched QLinearMatMul),
+    LayerNorm / Softmax / Erf as float islands."""
+    m = build_transformer_block()
+    onnx.save(m, str(tmp_path / "t.onnx"))
+    quant_pre_process(str(tmp_path / "t.onnx"), str(tmp_path / "tp.onnx"), skip_symbolic_shape=True)
+    rng = np.random.default_rng(0)
+
+    def feeds(n):
+        return {"x": rng.standard_normal((n, 8, 16)).astype(np.float32),
+                "mask": np.where(rng.random((n, 1, 1, 8)) < 0.2, -1e4, 0).astype(np.float32)}
+
+    quantize_static(str(tmp_path / "tp.onnx"), str(tmp_path / "q.onnx"), _Reader([feeds(8), feeds(8)]),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    qm = import_quantized(tmp_path / "q.onnx")
+    batched = [n for n in qm.graph.nodes if n.op == "QLinearMatMul" and n.inputs[3] not in qm.graph.constants]
+    assert len(batched) == 2
+    rep = validate(tmp_path / "q.onnx", feeds(3))
+    assert rep.within_tolerance and rep.bit_exact, rep.summary_lines()
+
+
+def test_import_errors(tmp_path):
+    p = tmp_path / "junk.onnx"
+    p.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        import_quantized(p)
+    m = _pow2_qdq_model(np.uint8)
+    m.graph.node.append(helper.make_node("NonMaxSuppression", ["y"], ["z"], name="nms"))
+    m.graph.output.append(helper.make_tensor_value_info("z", TensorProto.INT64, None))
+    with pytest.raises(UnsupportedOpError, match="nms"):
+        import_quantized(m)
