@@ -176,3 +176,17 @@ def test_sigkill_resume_identical_without_repeating(tmp_path):
     assert r["counts"]["resumed"] == len(saved)
     assert r["counts"]["fresh"] == c["counts"]["fresh"] - len(saved)
     assert r["calls"] == r["counts"]["fresh"]
+
+
+def test_neighbour_locality_matches_full_recompute_and_survives_wrong_hints():
+    p = ToyQuantProblem.random(12, 4, conversion=4.0)
+    table = run_sensitivity(p, EvalStore(p.score))
+    full = build_path(p, table)
+    n = len(p.groups)
+    right = [frozenset(j for j in (i - 1, i + 1) if 0 <= j < n) for i in range(n)]
+    assert [s.choice for s in build_path(p, table, neighbours=right)] == [s.choice for s in full]
+    wrong = [frozenset() for _ in range(n)]           # claims no interaction: conversions break it
+    path = build_path(p, table, neighbours=wrong)
+    costs = [s.cost for s in path]
+    assert all(b < a for a, b in zip(costs, costs[1:]))
+    assert all(s.cost == p.cost(s.choice) for s in path)
