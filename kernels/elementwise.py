@@ -19,6 +19,9 @@ Schemes
                   QLinearMul (MLAS SSE2): ``rne(f32(f32(p) * f32(f32(sa*sb)/sc)) + f32(zc))``
                   with ``p = (a-za)*(b-zb)``. Saturating pack to the output type.
 ``onnx_reference`` float64 dequantize, add / multiply, divide by the output scale, ``rne``.
+``power_of_two``  all scales ``2^k``: Add aligns both inputs to the finer input scale by exact
+                  left shifts, sums in int64 and shifts to the output scale once with the
+                  profile's rounding; Mul shifts the exact product once.
 
 Example
 -------
@@ -37,14 +40,16 @@ import numpy as np
 from hwsim.errors import KernelError
 
 from ._config import njit
-from .fixedpoint import (quantize_multiplier, rounding_divide_by_pot,
-                         saturating_rounding_doubling_high_mul, wrap_int32)
+from .fixedpoint import (ROUNDING_CODE, quantize_multiplier, rounding_divide_by_pot,
+                         saturating_rounding_doubling_high_mul, shift_round, wrap_int32)
+from .schemes import Rounding
 
 __all__ = [
     "TfliteAddParams", "TfliteMulParams", "OrtAddParams", "OrtMulParams",
     "tflite_add_params", "tflite_mul_params",
     "ort_add_params", "ort_mul_params",
     "add_tflite", "mul_tflite", "tflite_span", "add_ort", "mul_ort", "add_onnx_reference", "mul_onnx_reference",
+    "PotBinaryParams", "pot_add_params", "pot_mul_params", "add_pot", "mul_pot",
     "qadd", "qmul", "ADD_SCHEMES", "MUL_SCHEMES",
 ]
 
@@ -472,6 +477,92 @@ def mul_ort(a, b, p: OrtMulParams) -> np.ndarray:
     return out.astype(p.out_dtype).reshape(shape)
 
 
+@dataclass(frozen=True)
+class PotBinaryParams:
+    """Power-of-two Add/Mul: left shifts of each input to a common scale, one rounding shift."""
+
+    a_zp: int
+    b_zp: int
+    a_shift: int       # Add: left shift of (a - za) to the common scale (Mul: unused, 0)
+    b_shift: int
+    out_shift: int     # right shift to the output scale (< 0: exact left shift)
+    out_zp: int
+    qmin: int
+    qmax: int
+    rounding: int      # fixedpoint.ROUNDING_CODE
+    out_dtype: str
+
+
+def _log2_exact(scale, what) -> int:
+    m, e = np.frexp(np.float32(scale))
+    if float(m) != 0.5:
+        raise KernelError(f"power_of_two: {what} scale {float(scale)!r} is not a power of two")
+    return int(e) - 1
+
+
+def _pot_params(a_shift, b_shift, n, za, zb, zy, dtype, rounding, act_min, act_max):
+    lo, hi = _range(dtype)
+    if max(a_shift, b_shift) > 30 or abs(n) > 40:
+        raise KernelError("power_of_two: scale ratios beyond 2^30 / 2^40 are not supported")
+    code = ROUNDING_CODE[Rounding(getattr(rounding, "value", rounding))]
+    return PotBinaryParams(int(za), int(zb), a_shift, b_shift, n, int(zy),
+                           lo if act_min is None else max(lo, int(act_min)),
+                           hi if act_max is None else min(hi, int(act_max)), code,
+                           np.dtype(dtype).name)
+
+
+def pot_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
+                   rounding=Rounding.HALF_EVEN, act_min=None, act_max=None) -> PotBinaryParams:
+    """Power-of-two Add: ``k = log2`` of each scale; both inputs go to ``2^min(ka, kb)``."""
+    ka, kb, ky = (_log2_exact(a_scale, "input A"), _log2_exact(b_scale, "input B"),
+                  _log2_exact(y_scale, "output"))
+    k = min(ka, kb)
+    return _pot_params(ka - k, kb - k, ky - k, a_zp, b_zp, y_zp, dtype, rounding, act_min, act_max)
+
+
+def pot_mul_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, dtype="int8",
+                   rounding=Rounding.HALF_EVEN, act_min=None, act_max=None) -> PotBinaryParams:
+    """Power-of-two Mul: the product has scale ``2^(ka+kb)``; one shift by ``ky - ka - kb``."""
+    ka, kb, ky = (_log2_exact(a_scale, "input A"), _log2_exact(b_scale, "input B"),
+                  _log2_exact(y_scale, "output"))
+    return _pot_params(0, 0, ky - ka - kb, a_zp, b_zp, y_zp, dtype, rounding, act_min, act_max)
+
+
+@njit
+def _add_pot_kernel(a, b, out, za, zb, sa, sb, n, zy, qmin, qmax, rounding):
+    for i in range(a.size):
+        acc = ((np.int64(a[i]) - za) << sa) + ((np.int64(b[i]) - zb) << sb)
+        v = shift_round(acc, n, rounding) + zy
+        out[i] = min(max(v, qmin), qmax)
+
+
+@njit
+def _mul_pot_kernel(a, b, out, za, zb, n, zy, qmin, qmax, rounding):
+    for i in range(a.size):
+        acc = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)
+        v = shift_round(acc, n, rounding) + zy
+        out[i] = min(max(v, qmin), qmax)
+
+
+def add_pot(a, b, p: PotBinaryParams) -> np.ndarray:
+    """Power-of-two Add: exact int64 sum at the finer input scale, one arithmetic shift with
+    ``p.rounding``, saturate; cannot overflow (shifts are bounded at prepare time)."""
+    fa, fb, shape = _broadcast(a, b)
+    out = np.empty(fa.size, np.int64)
+    _add_pot_kernel(fa, fb, out, p.a_zp, p.b_zp, p.a_shift, p.b_shift, p.out_shift, p.out_zp,
+                    p.qmin, p.qmax, p.rounding)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
+def mul_pot(a, b, p: PotBinaryParams) -> np.ndarray:
+    """Power-of-two Mul: exact int64 product, one arithmetic shift with ``p.rounding``, saturate."""
+    fa, fb, shape = _broadcast(a, b)
+    out = np.empty(fa.size, np.int64)
+    _mul_pot_kernel(fa, fb, out, p.a_zp, p.b_zp, p.out_shift, p.out_zp, p.qmin, p.qmax,
+                    p.rounding)
+    return out.astype(p.out_dtype).reshape(shape)
+
+
 def add_onnx_reference(a, b, a_q, b_q, y_q, dtype) -> np.ndarray:
     """float64 dequantize-add-quantize, round half to even, saturate (onnx.reference style)."""
     lo, hi = _range(dtype)
@@ -493,7 +584,7 @@ def mul_onnx_reference(a, b, a_q, b_q, y_q, dtype) -> np.ndarray:
 
 
 ADD_SCHEMES = ("tflite_reference", "tflite_optimized", "tflite_single_rounding", "tflite_16x8",
-               "tflite_reference_fc", "onnxruntime", "onnx_reference")
+               "tflite_reference_fc", "onnxruntime", "onnx_reference", "power_of_two")
 MUL_SCHEMES = ADD_SCHEMES
 
 
@@ -501,12 +592,14 @@ def _scheme_name(scheme) -> str:
     return getattr(scheme, "value", scheme)
 
 
-def qadd(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None):
+def qadd(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None,
+         rounding=Rounding.HALF_EVEN):
     """Quantized Add of ``a`` (scale, zp = ``a_q``) and ``b`` into ``y_q``, type ``dtype``.
 
-    ``scheme`` is a :class:`~hwsim.kernels.schemes.Requant` (or its string): the
-    ``tflite_*`` schemes run TFLite's reference ADD, ``tflite_optimized`` the optimized int8
-    kernel (same-shape inputs), ``onnxruntime`` the MLAS QLinearAdd, ``onnx_reference`` float64."""
+    Rounding and overflow are the scheme's (see the module docstring); ``scheme`` is a
+    :class:`~hwsim.kernels.schemes.Requant` (or its string): the ``tflite_*`` schemes run
+    TFLite's reference ADD, ``tflite_optimized`` LiteRT's optimized int8 kernel,
+    ``power_of_two`` the shift-only Add with ``rounding``, ``onnxruntime`` the MLAS QLinearAdd, ``onnx_reference`` float64."""
     name = _scheme_name(scheme)
     if name.startswith("tflite"):
         return add_tflite(a, b, tflite_add_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1],
@@ -516,12 +609,17 @@ def qadd(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None,
         return add_ort(a, b, ort_add_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype))
     if name == "onnx_reference":
         return add_onnx_reference(a, b, a_q, b_q, y_q, dtype)
+    if name == "power_of_two":
+        return add_pot(a, b, pot_add_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype,
+                                            rounding, act_min, act_max))
     raise KernelError(f"qadd: scheme {name!r} has no Add arithmetic "
                       f"(supported: {', '.join(ADD_SCHEMES)})")
 
 
-def qmul(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None):
-    """Quantized Mul; schemes as :func:`qadd` (``onnxruntime`` = MLAS QLinearMul)."""
+def qmul(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None,
+         rounding=Rounding.HALF_EVEN):
+    """Quantized Mul with the scheme's rounding and overflow; schemes as :func:`qadd`
+    (``onnxruntime`` = MLAS QLinearMul)."""
     name = _scheme_name(scheme)
     if name.startswith("tflite"):
         return mul_tflite(a, b, tflite_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1],
@@ -531,5 +629,8 @@ def qmul(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None,
         return mul_ort(a, b, ort_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype))
     if name == "onnx_reference":
         return mul_onnx_reference(a, b, a_q, b_q, y_q, dtype)
+    if name == "power_of_two":
+        return mul_pot(a, b, pot_mul_params(a_q[0], a_q[1], b_q[0], b_q[1], y_q[0], y_q[1], dtype,
+                                            rounding, act_min, act_max))
     raise KernelError(f"qmul: scheme {name!r} has no Mul arithmetic "
                       f"(supported: {', '.join(MUL_SCHEMES)})")

@@ -21,12 +21,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .elementwise import (OrtAddParams, OrtMulParams, TfliteAddParams, TfliteMulParams,
-                          _ort_span_mode, tflite_span)
+from .elementwise import (OrtAddParams, OrtMulParams, PotBinaryParams, TfliteAddParams,
+                          TfliteMulParams, _ort_span_mode, tflite_span)
 from .lut import Lut
 from .schemes import Rounding
 
-__all__ = ["add_tflite", "mul_tflite", "add_ort", "mul_ort", "avg_pool", "max_pool",
+__all__ = ["add_tflite", "mul_tflite", "add_ort", "mul_ort", "add_pot", "mul_pot", "avg_pool", "max_pool",
            "global_avg_pool", "avg_pool_ort", "global_avg_pool_ort", "apply_lut", "build_lut"]
 
 I32_MIN, I32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -200,6 +200,35 @@ def mul_ort(a, b, p: OrtMulParams) -> np.ndarray:
         v = _round_f32(_round_f32(_round_f32(Fraction(prod)) * Fraction(float(p.ratio)))
                        + Fraction(float(p.zc)))
         out.append(_clamp(_rne_int(v), p.qmin, p.qmax))
+    return np.array(out, dtype=np.int64).astype(p.out_dtype).reshape(shape)
+
+
+# --------------------------------------------------------------------------- power of two
+
+_CODE_TO_ROUNDING = {0: Rounding.HALF_EVEN, 1: Rounding.HALF_AWAY, 2: Rounding.HALF_UP,
+                     3: Rounding.FLOOR}
+
+
+def _shift(acc: int, n: int, code: int) -> int:
+    if n <= 0:
+        return acc * 2 ** (-n)
+    return _divide_round(acc, 2 ** n, _CODE_TO_ROUNDING[code])
+
+
+def add_pot(a, b, p: PotBinaryParams) -> np.ndarray:
+    """Power-of-two Add: exact sum at the finer input scale, one rounded shift, saturate."""
+    fa, fb, shape = _pairs(a, b)
+    out = [_clamp(_shift((x - p.a_zp) * 2 ** p.a_shift + (y - p.b_zp) * 2 ** p.b_shift,
+                         p.out_shift, p.rounding) + p.out_zp, p.qmin, p.qmax)
+           for x, y in zip(fa, fb)]
+    return np.array(out, dtype=np.int64).astype(p.out_dtype).reshape(shape)
+
+
+def mul_pot(a, b, p: PotBinaryParams) -> np.ndarray:
+    """Power-of-two Mul: exact product, one rounded shift, saturate."""
+    fa, fb, shape = _pairs(a, b)
+    out = [_clamp(_shift((x - p.a_zp) * (y - p.b_zp), p.out_shift, p.rounding) + p.out_zp,
+                  p.qmin, p.qmax) for x, y in zip(fa, fb)]
     return np.array(out, dtype=np.int64).astype(p.out_dtype).reshape(shape)
 
 

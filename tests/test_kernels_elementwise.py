@@ -105,6 +105,29 @@ def test_mul_ort_matches_reference(data, dtype):
     np.testing.assert_array_equal(E.mul_ort(a, b, p), R.mul_ort(a, b, p))
 
 
+@settings(**SETTINGS)
+@given(st.data(), st.sampled_from(["int8", "uint8", "int16"]),
+       st.sampled_from(["half_even", "half_away", "half_up", "floor"]))
+def test_pot_add_mul_match_reference(data, dtype, rounding):
+    a, b = data.draw(broadcast_pair(dtype))
+    ka, kb, ky = (data.draw(st.integers(-12, 2)) for _ in range(3))
+    za, zb, zy = data.draw(zp(dtype)), data.draw(zp(dtype)), data.draw(zp(dtype))
+    pa = E.pot_add_params(2.0 ** ka, za, 2.0 ** kb, zb, 2.0 ** ky, zy, dtype, rounding)
+    np.testing.assert_array_equal(E.add_pot(a, b, pa), R.add_pot(a, b, pa))
+    pm = E.pot_mul_params(2.0 ** ka, za, 2.0 ** kb, zb, 2.0 ** ky, zy, dtype, rounding)
+    np.testing.assert_array_equal(E.mul_pot(a, b, pm), R.mul_pot(a, b, pm))
+
+
+def test_pot_add_known_values():
+    a, b = np.array([3, -3], np.int8), np.array([0, 0], np.int8)
+    # 3 * 2^-2 + 0 at output scale 2^-1: 1.5 -> tie
+    y = {r: E.qadd(a, b, (0.25, 0), (1.0, 0), (0.5, 0), "int8", scheme="power_of_two",
+                   rounding=r).tolist() for r in ("half_even", "half_away", "half_up", "floor")}
+    assert y == {"half_even": [2, -2], "half_away": [2, -2], "half_up": [2, -1], "floor": [1, -2]}
+    with pytest.raises(KernelError):
+        E.pot_add_params(0.3, 0, 0.25, 0, 0.5, 0, "int8")
+
+
 def test_fma_f32_single_rounding():
     """The float32 FMA rounds once: a product whose float64 sum lands on a float32 tie."""
     # x*y = 1 + 2^-24 + 2^-48 (exact in float64? no: 2^-48 is lost in the float64 sum with z)
@@ -137,7 +160,7 @@ def test_tflite_add_known_values_and_extremes():
     with pytest.raises(KernelError):
         E.tflite_add_params(1.0, 0, 1.0, 0, 2.0 ** -25, 0, "int8")     # multiplier >= 1
     with pytest.raises(KernelError):
-        E.qadd(a, b, (1, 0), (1, 0), (1, 0), "int8", scheme="power_of_two")
+        E.qadd(a, b, (1, 0), (1, 0), (1, 0), "int8", scheme="fbgemm")
     with pytest.raises(KernelError):
         E.add_tflite(np.zeros(3, np.int8), np.zeros(4, np.int8), p)
 
