@@ -157,6 +157,10 @@ def test_float_islands_are_marked_and_transformer_runs():
     assert all("no integer kernel" in rep.nodes[n].note for n in rep.float_islands)
     assert rep.to_dict()["nodes"][rep.float_islands[0]]["float_island"] is True
     assert {"Erf"} <= {rep.nodes[n].op for n, r in rep.nodes.items() if r.kind == "lut"}
+    divs = [n.name for n in g.nodes if n.op == "Div"]
+    assert divs and all(qg.plans[d].kind == "int" and qg.plans[d].as_op == "Mul" for d in divs)
+    rows = {r.node: r for r in compare(qg, feeds).rows}
+    assert all(rows[d].local_max_lsb <= 1 for d in divs)
     ref = run_graph(g, feeds, float_dispatch())["y"]
     assert sqnr_db(ref, outs["y"]) > 25
 

@@ -144,8 +144,8 @@ def _cause(qg: QuantizedGraph, node, plan) -> str:
     if plan.kind == "lut":
         return ("lookup tables filled with TFLite's reciprocal-multiply rounding" if scheme.startswith("tflite")
                 else "lookup tables (exactly the fake-quant values)")
-    if node.op in ("Add", "Mul"):
-        return f"elementwise {node.op} rescaling ({scheme} arithmetic)"
+    if node.op in ("Add", "Mul", "Div", "Sub"):
+        return f"elementwise {plan.as_op or node.op} rescaling ({scheme} arithmetic)"
     if node.op in ("AveragePool", "GlobalAveragePool", "Concat"):
         return f"integer rescaling of {node.op} ({scheme} multiplier)"
     if plan.kind == "dynamic":

@@ -101,7 +101,7 @@ def fake_node(qg: QuantizedGraph, node: Node, inputs: list) -> tuple:
         if len(args) > 2 and node.inputs[2]:
             args[2] = b
     # constant padding: real 0 is exact on every grid, so float 0 equals the integer zero point
-    outs = float_dispatch()[node.op](node, args, None)
+    outs = float_dispatch()[plan.as_op or node.op](node, args, None)
     res = []
     for o, p in zip(outs, plan.outputs):
         o = _apply_fused(plan, o)

@@ -273,7 +273,7 @@ def _elementwise(node, inputs, ctx):
         # TFLite's ADD/MUL exist for 8-bit operands and symmetric int16 only; wider or
         # asymmetric 16-bit operands use ONNX Runtime's float32 QLinearAdd/Mul arithmetic
         scheme = "onnxruntime"
-    fn = qadd if node.op == "Add" else qmul
+    fn = qadd if (plan.as_op or node.op) == "Add" else qmul
     y = fn(a, b, (float(a_p.scale), int(a_p.zero_point)), (float(b_p.scale), int(b_p.zero_point)),
            (float(out.scale), int(out.zero_point)), out.fmt.storage_dtype.name, scheme=scheme)
     _rec(ctx, node, plan)
@@ -462,6 +462,7 @@ def _float(node, inputs, ctx):
 
 _BY_KIND = {"lut": _lut, "float_island": _float_island, "fused": _fused, "move": _move, "float": _float}
 _INT_BY_OP = {"Conv": _conv, "Gemm": _gemm, "MatMul": _gemm, "Add": _elementwise, "Mul": _elementwise,
+              "Div": _elementwise, "Sub": _elementwise,
               "AveragePool": _avgpool, "GlobalAveragePool": _avgpool}
 
 

@@ -170,6 +170,8 @@ class NodePlan:
         is wider), or None; ``bias_float`` keeps the float bias (fbgemm keeps it out of the
         accumulator; dynamic mode adds it in float).
     const_q : input position -> integer codes of a constant data input (e.g. ``Add(x, c)``).
+    as_op : the op the node executes as (``Div(x, c)`` runs as ``Mul(x, 1/c)`` and
+        ``Sub(x, c)`` as ``Add(x, -c)``, the constant quantized in its new form), or None.
     fused_activation : ``"relu"``, ``"relu6"`` or ``(lo, hi)`` float bounds folded into the
         output clamp, or None; ``fused_node`` names the folded node.
     requant, accumulator_bits, overflow, pairwise_int16, rounding : the profile's arithmetic
@@ -188,6 +190,7 @@ class NodePlan:
     bias_q: np.ndarray | None = None
     bias_float: np.ndarray | None = None
     const_q: Mapping[int, np.ndarray] = field(default_factory=dict)
+    as_op: str | None = None
     fused_activation: Any = None
     fused_node: str | None = None
     requant: Any = None
@@ -575,6 +578,22 @@ class Quantizer:
         self._b_cache[key] = q
         return q
 
+    def derived_const(self, t: str, op: str, bits: int) -> tuple[QuantParams, np.ndarray]:
+        """Quantizer and codes of ``1/c`` (Div) or ``-c`` (Sub) for a constant operand ``c``."""
+        key = ("derived", t, op, bits)
+        got = self._c_cache.get(key)
+        if got is None:
+            c = np.asarray(self.graph.constants[t], np.float64)
+            v = (1.0 / c if op == "Div" else -c).astype(np.float32)
+            prof = self.profile
+            fmt = prof.activation_format(bits, nonnegative=bool(np.all(v >= 0)))
+            p = QuantParams.from_range(float(v.min()), float(v.max()), fmt, symmetric=prof.activation_symmetric(bits),
+                                       power_of_two=prof.power_of_two_scales)
+            q = p.quantize(v, rounding=prof.arithmetic.rounding.value)
+            q.setflags(write=False)
+            got = self._c_cache[key] = (p, q)
+        return got
+
     def const(self, t: str, params: QuantParams) -> np.ndarray:
         key = (t, id(params))
         got = self._c_cache.get(key)
@@ -638,10 +657,21 @@ class Quantizer:
         elif n.op == "AveragePool" and ((any(n.attrs.get("pads", ())) and not n.attrs.get("count_include_pad", 0))
                                         or n.attrs.get("ceil_mode", 0)):
             kind, note = "float_island", "padded windows with a varying divisor have no integer kernel here"
+        as_op = None
+        if (n.op in ("Div", "Sub") and kind == "float_island" and not self.dynamic and len(n.inputs) == 2
+                and g.is_constant(n.inputs[1]) and not g.is_constant(n.inputs[0])
+                and (n.op == "Sub" or np.all(np.asarray(g.constants[n.inputs[1]]) != 0))):
+            as_op, kind = ("Mul", "int") if n.op == "Div" else ("Add", "int")
+            note = ("division by a constant: integer Mul by its quantized reciprocal" if n.op == "Div"
+                    else "subtraction of a constant: integer Add of its quantized negation")
         if self.dynamic:
             kind = "dynamic" if n.op in ("Conv", "Gemm", "MatMul") and _weight_input(g, n) is not None else "float"
         dpos = set(self.data_pos[n.name])
         ins = tuple(act.get(t) if (i in dpos and t) else None for i, t in enumerate(n.inputs))
+        derived = None
+        if as_op is not None:
+            derived = self.derived_const(n.inputs[1], n.op, tensor_bits[n.inputs[1]])
+            ins = (ins[0], derived[0])
         outs = tuple(act.get(t) if t else None for t in n.outputs)
         kw: dict[str, Any] = {}
         wi = _weight_input(g, n)
@@ -662,6 +692,9 @@ class Quantizer:
                       overflow=arith.overflow)
         if not self.dynamic:
             cq = {i: self.const(n.inputs[i], ins[i]) for i in dpos if n.inputs[i] and g.is_constant(n.inputs[i])}
+            if derived is not None:
+                cq[1] = derived[1]
+                kw["as_op"] = as_op
             if cq:
                 kw["const_q"] = cq
         act_node = self.fused.get(n.name)
