@@ -594,7 +594,8 @@ def _scheme_name(scheme) -> str:
 
 def qadd(a, b, a_q, b_q, y_q, dtype, *, scheme="tflite_reference", act_min=None, act_max=None,
          rounding=Rounding.HALF_EVEN):
-    """Quantized Add of ``a`` (scale, zp = ``a_q``) and ``b`` into ``y_q``, type ``dtype``.
+    """Quantized Add with the scheme's rounding and overflow (saturating output) of ``a``
+    (scale, zp = ``a_q``) and ``b`` into ``y_q``, type ``dtype``.
 
     Rounding and overflow are the scheme's (see the module docstring); ``scheme`` is a
     :class:`~hwsim.kernels.schemes.Requant` (or its string): the ``tflite_*`` schemes run

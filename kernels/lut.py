@@ -88,7 +88,8 @@ def f32_hard_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def build_lut(fn, in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
-    """Fill a table for ``fn`` (float32 array -> float32 array) as TFLite's ``LUTPopulate``.
+    """Fill a table (float32 arithmetic, round half away, saturate) for ``fn`` as TFLite's
+    ``LUTPopulate``; ``fn`` maps a float32 array to a float32 array.
 
     Parameters
     ----------
@@ -137,26 +138,29 @@ TANH_OUT = {"int8": (1 / 128, 0), "uint8": (1 / 128, 128), "int16": (1 / 32768, 
 
 
 def sigmoid_lut(in_scale, in_zp, fmt) -> Lut:
-    """Sigmoid table with TFLite's fixed output quantization (int8: 1/256, zp -128)."""
+    """Sigmoid table (rounding as :func:`build_lut`) with TFLite's fixed output quantization
+    (int8: 1/256, zp -128)."""
     name = _fmt(fmt)[2]
     s, z = SIGMOID_OUT[name]
     return build_lut(f32_sigmoid, in_scale, in_zp, s, z, fmt)
 
 
 def tanh_lut(in_scale, in_zp, fmt) -> Lut:
-    """Tanh table with TFLite's fixed output quantization (int8: 1/128, zp 0)."""
+    """Tanh table (rounding as :func:`build_lut`) with TFLite's fixed output quantization
+    (int8: 1/128, zp 0)."""
     name = _fmt(fmt)[2]
     s, z = TANH_OUT[name]
     return build_lut(f32_tanh, in_scale, in_zp, s, z, fmt)
 
 
 def hard_swish_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
-    """HardSwish table (output quantization chosen by calibration, not fixed)."""
+    """HardSwish float-function table (rounding as :func:`build_lut`); output quantization
+    chosen by calibration. For TFLite-exact results use :func:`tflite_hard_swish_lut`."""
     return build_lut(f32_hard_swish, in_scale, in_zp, out_scale, out_zp, fmt)
 
 
 def hard_sigmoid_lut(in_scale, in_zp, out_scale, out_zp, fmt) -> Lut:
-    """HardSigmoid table."""
+    """HardSigmoid float-function table (rounding as :func:`build_lut`)."""
     return build_lut(f32_hard_sigmoid, in_scale, in_zp, out_scale, out_zp, fmt)
 
 
