@@ -5,7 +5,6 @@ import sys
 
 from ._common import add_budget_arguments, load_budget_inputs
 
-HELP = "compare accelerators: mixed-precision search per profile, side by side at one budget"
 DESCRIPTION = """\
 Run the mixed-precision search on every profile (in parallel across cores; profiles with
 the same numerics share their evaluations), price each profile's chosen configuration and

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-HELP = "compare shipped accelerators on the shipped digits CNN (offline, about a minute)"
 DESCRIPTION = """\
 Everything hwsim does, on data that ships with it: the digits CNN (trained on
 scikit-learn's 8x8 digits, CC BY 4.0), its calibration and labelled test digits, and the

@@ -1,0 +1,47 @@
+"""The hwsim command: every subcommand loads, explains every option, and fails in one line."""
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from hwsim.cli import COMMANDS, build_parser, main
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_option_of_every_command_has_help(command):
+    parser = build_parser(command)
+    assert parser.description and len(parser.description) > 20
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction,)):
+            continue
+        assert action.help and action.help != argparse.SUPPRESS, f"hwsim {command}: {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_exits_zero(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert f"hwsim {command}" in capsys.readouterr().out
+
+
+def test_unknown_command_is_one_line_error(capsys):
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'frobnicate'" in err and "compare" in err
+
+
+def test_console_script_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "hwsim", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for name in COMMANDS:
+        assert name in out.stdout
+
+
+def test_missing_model_file_is_one_line_error_without_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "hwsim", "inspect", str(tmp_path / "none.onnx"),
+                          "--profile", "cpu_onnxruntime"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "none.onnx" in out.stderr
