@@ -177,3 +177,42 @@ def test_import_errors(tmp_path):
     m.graph.output.append(helper.make_tensor_value_info("z", TensorProto.INT64, None))
     with pytest.raises(UnsupportedOpError, match="nms"):
         import_quantized(m)
+
+
+def _qoperator_pool_concat_model(dtype):
+    """Q -> com.microsoft QLinearAveragePool / QLinearSigmoid / QLinearLeakyRelu -> QLinearConcat -> DQ."""
+    zp = lambda v: np.array(v, dtype)  # noqa: E731
+    u = dtype == np.uint8
+    inits = [_init("xs", np.float32(0.05)), _init("xz", zp(128 if u else 0)),
+             _init("ps", np.float32(0.03)), _init("pz", zp(120 if u else -5)),
+             _init("ss", np.float32(1 / 256)), _init("sz", zp(0 if u else -128)),
+             _init("ls", np.float32(0.04)), _init("lz", zp(100 if u else -30)),
+             _init("cs", np.float32(0.05)), _init("cz", zp(110 if u else -10))]
+    N = helper.make_node
+    ms = "com.microsoft"
+    nodes = [
+        N("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+        N("QLinearAveragePool", ["xq", "xs", "xz", "ps", "pz"], ["pq"], name="pool", domain=ms,
+          kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0),
+        N("QLinearSigmoid", ["xq", "xs", "xz", "ss", "sz"], ["sq"], name="sig", domain=ms),
+        N("QLinearLeakyRelu", ["xq", "xs", "xz", "ls", "lz"], ["lq"], name="leaky", domain=ms, alpha=0.1),
+        N("QLinearConcat", ["cs", "cz", "pq", "ps", "pz", "sq", "ss", "sz", "lq", "ls", "lz", "xq", "xs", "xz"],
+          ["cq"], name="concat", domain=ms, axis=1),
+        N("DequantizeLinear", ["cq", "cs", "cz"], ["y"], name="dq"),
+    ]
+    g = helper.make_graph(nodes, "qop", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 12, 6, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+def test_qoperator_pool_sigmoid_leaky_concat(dtype):
+    m = _qoperator_pool_concat_model(dtype)
+    qm = import_quantized(m)
+    assert qm.kind == "qoperator"
+    x = (np.random.default_rng(3).standard_normal((4, 3, 6, 6)) * 4).astype(np.float32)
+    rep = validate(m, {"x": x})
+    assert rep.ort_integer_path
+    assert rep.bit_exact, rep.summary_lines() + [str(e) for e in rep.nodes]

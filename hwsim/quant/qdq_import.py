@@ -58,7 +58,8 @@ __all__ = ["QModel", "import_quantized", "run_quantized", "INT_OPS", "QOPERATOR_
 
 #: QOperator ops understood directly (standard domain and com.microsoft).
 QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul",
-                 "QLinearGlobalAveragePool", "QuantizeLinear", "DequantizeLinear")
+                 "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid",
+                 "QLinearLeakyRelu", "QuantizeLinear", "DequantizeLinear")
 #: float op -> QOperator op it fuses into when wrapped in DQ ... Q.
 FUSABLE_OPS = {"Conv": "QLinearConv", "MatMul": "QLinearMatMul", "Gemm": "QGemm", "Add": "QLinearAdd",
                "Mul": "QLinearMul", "GlobalAveragePool": "QLinearGlobalAveragePool"}
@@ -247,7 +248,13 @@ def _normalize(node_name, op, a, inputs, consts, shapes=None, opset=17) -> tuple
     operands become attributes)."""
     a = dict(a)
     ins = tuple(inputs)
-    if op in ("Conv", "QLinearConv"):
+    if op == "QLinearAveragePool":
+        a = _spatial_attrs(node_name, op, a, (), 2, (shapes or {}).get(ins[0]))
+        a.setdefault("ceil_mode", 0)
+        a.setdefault("count_include_pad", 0)
+        if int(a.get("channels_last", 0)):
+            raise UnsupportedOpError(node_name, op, (), "channels_last=1")
+    elif op in ("Conv", "QLinearConv"):
         w = consts.get(ins[1 if op == "Conv" else 3])
         ks = tuple(w.shape[2:]) if w is not None else ()
         a = _spatial_attrs(node_name, op, a, ks, len(ks), (shapes or {}).get(ins[0]))
@@ -569,7 +576,8 @@ def _name_of(named, node):
 
 #: op -> position of its output zero-point input (its output scale is the input before).
 _OUT_ZP = {"QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7, "QLinearMul": 7,
-           "QLinearGlobalAveragePool": 4, "QuantizeLinear": 2}
+           "QLinearGlobalAveragePool": 4, "QLinearAveragePool": 4, "QLinearSigmoid": 4, "QLinearLeakyRelu": 4,
+           "QLinearConcat": 1, "QuantizeLinear": 2}
 
 
 def _out_zero_point_input(n: Node):
@@ -812,6 +820,46 @@ def _dequantize(node, ins, ctx):
     return (dequantize(q, _f(s), _i(z), axis=axis),)
 
 
+def _via_float(float_op):
+    """QOperator ops onnxruntime computes from dequantized values (AveragePool: float window sum;
+    Sigmoid/LeakyRelu: a 256-entry table filled from the float function): dequantize, run the
+    float op, quantize with the op's output parameters."""
+    def impl(node, ins, ctx):
+        from hwsim.kernels import dequantize, quantize
+        from hwsim.ops import FLOAT_OPS
+        x, xs, xz, ys, yz = ins[:5]
+        xf = dequantize(x, _f(xs), _i(xz))
+        attrs = dict(node.attrs)
+        if float_op == "LeakyRelu":
+            a = np.float32(attrs.get("alpha", 0.01))
+            y = np.where(xf >= 0, xf, (xf * a).astype(np.float32)).astype(np.float32)
+        else:
+            y = FLOAT_OPS[float_op](node, [xf], None)[0]
+        if float_op == "AveragePool":
+            # ORT's quantize_value adds the zero point in float before rounding: rne(f32(y/s) + z)
+            fmt = node.attrs["out_format"]
+            t = ((y / _f(ys)).astype(np.float32) + np.float32(_i(yz))).astype(np.float32)
+            return (np.clip(np.rint(t), fmt.qmin, fmt.qmax).astype(fmt.storage_dtype),)
+        return (quantize(y, _f(ys), _i(yz), node.attrs["out_format"]),)
+    return impl
+
+
+def _qlinear_concat(node, ins, ctx):
+    """com.microsoft QLinearConcat: every input requantized to the output parameters (values
+    whose parameters already match are copied), then concatenated."""
+    from hwsim.kernels import dequantize, quantize
+    ys, yz = ins[0], ins[1]
+    fmt = node.attrs["out_format"]
+    parts = []
+    for j in range(2, len(ins), 3):
+        x, xs, xz = ins[j], ins[j + 1], ins[j + 2]
+        if np.array_equal(_f(xs), _f(ys)) and np.array_equal(_i(xz), _i(yz)):
+            parts.append(x.astype(fmt.storage_dtype))
+        else:
+            parts.append(quantize(dequantize(x, _f(xs), _i(xz)), _f(ys), _i(yz), fmt))
+    return (np.concatenate(parts, axis=int(node.attrs["axis"]) % parts[0].ndim),)
+
+
 def _int_passthrough(op):
     def impl(node, ins, ctx):
         from hwsim.ops import FLOAT_OPS
@@ -828,6 +876,8 @@ def _build_int_ops():
         "QLinearConv": _qlinearconv, "QLinearMatMul": _qlinearmatmul, "QGemm": _qgemm,
         "QLinearAdd": _qlinear_binary("add"), "QLinearMul": _qlinear_binary("mul"),
         "QLinearGlobalAveragePool": _qlinear_gap, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
+        "QLinearAveragePool": _via_float("AveragePool"), "QLinearSigmoid": _via_float("Sigmoid"),
+        "QLinearLeakyRelu": _via_float("LeakyRelu"), "QLinearConcat": _qlinear_concat,
     }
     for op in INT_PASSTHROUGH_OPS:
         ops[op] = _int_passthrough(op)
