@@ -427,7 +427,7 @@ class Quantizer:
             prod = None
             for t in mem:
                 p = g.producer(t)
-                if p is not None and not (OPS.get(p.op) and OPS[p.op].passthrough) and p.op in cfg_nodes_ops(g):
+                if p is not None and not (OPS.get(p.op) and OPS[p.op].passthrough):
                     prod = p
                     break
             self.set_producer[s] = prod
@@ -680,7 +680,7 @@ class Quantizer:
                 wp, wq = self.weight_for_bias(n, pair, ins[0])
             else:
                 wp, wq = self.weight(n, pair.w)
-            kw.update(weight_params=wp, weight_q=wq, requant=prof_requant(self.profile, pair),
+            kw.update(weight_params=wp, weight_q=wq, requant=self.profile.requant_for(pair),
                       accumulator_bits=self.profile.accumulator_bits_for(pair), overflow=arith.overflow,
                       pairwise_int16=arith.int16_pair_saturation)
             if len(n.inputs) > 2 and n.inputs[2]:
@@ -688,7 +688,7 @@ class Quantizer:
                 if ins[0] is not None and getattr(kw["requant"], "value", "") != "fbgemm":
                     kw["bias_q"] = self.bias(n, ins[0], wp, pair)
         elif pair is not None and kind == "int":
-            kw.update(requant=prof_requant(self.profile, pair), accumulator_bits=self.profile.accumulator_bits_for(pair),
+            kw.update(requant=self.profile.requant_for(pair), accumulator_bits=self.profile.accumulator_bits_for(pair),
                       overflow=arith.overflow)
         if not self.dynamic:
             cq = {i: self.const(n.inputs[i], ins[i]) for i in dpos if n.inputs[i] and g.is_constant(n.inputs[i])}
@@ -714,15 +714,6 @@ class Quantizer:
                 tuple(tensor_bits.get(t) for t in n.outputs))
         shared = self._kcache.setdefault(ckey, {})
         return NodePlan(n.name, n.op, kind, pair, ins, outs, rounding=arith.rounding, note=note, _cache=shared, **kw)
-
-
-def prof_requant(profile, pair: BitPair):
-    return profile.requant_for(pair)
-
-
-def cfg_nodes_ops(graph: Graph) -> set[str]:
-    """Op types of nodes that own their output quantizer (not pass-through)."""
-    return {op for op, s in OPS.items() if not s.passthrough}
 
 
 def quantize_graph(graph: Graph, profile, stats: CalibrationStats | None, config=None, *,
