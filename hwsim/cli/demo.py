@@ -22,6 +22,29 @@ def add_arguments(p):
                    help="budget: top-1 accuracy points the quantized model may lose vs float (default: 1.0)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--export", metavar="DIR",
+                   help="only copy the shipped model and data to DIR as files (digits_cnn.onnx, calib.npy, "
+                        "test_x.npy, test_y.npy) to try the other commands on, then exit")
+
+
+def export_demo_files(out_dir) -> dict:
+    """Write the shipped model and data as plain files; returns name -> path."""
+    import io
+    from pathlib import Path
+
+    import numpy as np
+
+    from hwsim.demo_data import demo_model_bytes, load_demo_data
+    from hwsim.io import atomic_write_bytes
+
+    out = Path(out_dir)
+    calib, test_x, test_y = load_demo_data()
+    files = {"digits_cnn.onnx": atomic_write_bytes(out / "digits_cnn.onnx", demo_model_bytes())}
+    for name, arr in (("calib.npy", calib), ("test_x.npy", test_x), ("test_y.npy", test_y)):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        files[name] = atomic_write_bytes(out / name, buf.getvalue())
+    return files
 
 
 def run(args) -> int:
@@ -32,6 +55,11 @@ def run(args) -> int:
     from hwsim.demo_data import demo_model_path, load_demo_data
     from hwsim.report.compare_report import write_compare
 
+    if args.export:
+        files = export_demo_files(args.export)
+        for name, path in files.items():
+            print(path)
+        return 0
     calib, test_x, test_y = load_demo_data()
     model = demo_model_path()
     print(f"hwsim demo: {Path(model).name}, {len(calib)} calibration and {len(test_x)} labelled test digits, "
