@@ -8,7 +8,19 @@ The flow::
     outs_fake    = run_fake(qg, feeds)                             # quantize-dequantize in float
     cmp = compare(qg, feeds)                                       # per-node float / fake / int
 
-See each module's docstring for details.
+Modules: :mod:`~hwsim.quant.qparams` (QuantParams), :mod:`~hwsim.quant.observers` (min-max,
+percentile, MSE, entropy on kept histograms), :mod:`~hwsim.quant.calibrate`,
+:mod:`~hwsim.quant.config` (per-layer precision YAML), :mod:`~hwsim.quant.qgraph`
+(QuantizedGraph, Quantizer: quantizer sets, ReLU folding, shared scales, fixed ranges, bias),
+:mod:`~hwsim.quant.int_exec` (integer executor through ``hwsim.kernels``, overflow report,
+prefix cache), :mod:`~hwsim.quant.fake_exec`, :mod:`~hwsim.quant.compare`,
+:mod:`~hwsim.quant.runner` (``hwsim run --mode fake|int``). Third-party QDQ / QOperator
+models are imported by :mod:`hwsim.quant.qdq_import` (``hwsim validate``).
+
+For many configs of one model (the mixed-precision search) call :func:`quantize_graph` with the
+same ``stats`` object (or keep a :class:`Quantizer`): per-bit-width parameters, quantized
+weights and kernel parameters are cached, and :func:`reusable_values` turns the integer
+tensors of one run into a ``values=`` prefix cache for the next.
 """
 from .calibrate import CalibrationStats, calibrate, check_feeds
 from .config import (PrecisionConfig, config_nodes, load_config, save_config, uniform_config,
