@@ -159,6 +159,26 @@ def _infer(m: onnx.ModelProto, dyn_value: int) -> tuple[dict, dict]:
     return shapes, dtypes
 
 
+def _fix_dims(m: onnx.ModelProto, fixed: dict, model_name: str) -> None:
+    found = set()
+    for vi in list(m.graph.input) + list(m.graph.output):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in fixed:
+                v = int(fixed[d.dim_param])
+                if v <= 0:
+                    raise ModelError(f"{model_name}: fixed dimension {d.dim_param}={v} must be positive")
+                found.add(d.dim_param)
+                d.dim_value = v
+    unknown = sorted(set(fixed) - found)
+    if unknown:
+        names = sorted({d.dim_param for vi in m.graph.input if vi.type.HasField("tensor_type")
+                        for d in vi.type.tensor_type.shape.dim if d.HasField("dim_param")})
+        raise ModelError(f"{model_name}: no input dimension named {', '.join(unknown)}; "
+                         f"the dynamic dimensions are: {', '.join(names) or 'none'}")
+
+
 def _toposort(nodes, available: set[str]) -> list:
     """Stable topological order (ONNX requires it, but be forgiving)."""
     avail = set(available)
@@ -516,7 +536,7 @@ def _n_expand(ctx, name, inputs, outputs, attrs):
                 target[i] = 1          # broadcasting 1 keeps the input's (dynamic) dimension
             else:
                 raise UnsupportedOpError(name, "Expand", SUPPORTED_OPS,
-                                         f"target shape entry {i} depends on the batch size")
+                                         f"target shape entry {i} depends on the dynamic input dimensions")
     ctx.emit(name, "Expand", [x], outputs[:1], {"shape": tuple(target)})
 
 
@@ -550,6 +570,8 @@ def _dynamic_reshape_target(name, v1, v2, in1, in2, allowzero) -> list[int]:
     if in1 is None or in2 is None:
         raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS, "batch-dependent target and unknown input shape")
     t1, t2 = _resolve_target(v1, in1, allowzero), _resolve_target(v2, in2, allowzero)
+    if allowzero and 0 not in t1 and 0 not in t2:
+        allowzero = 0        # no literal zero: the two semantics agree, and 0 may now mean "copy"
     target = list(v1)
     rest = []
     for i in range(len(t1)):
@@ -568,9 +590,10 @@ def _dynamic_reshape_target(name, v1, v2, in1, in2, allowzero) -> list[int]:
             target[j] = -1
     elif rest:
         raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS,
-                                 f"target shape entries {rest} depend on the batch size in a way "
-                                 "that is not a copied or inferred dimension")
-    return target
+                                 f"target shape entries {rest} depend on the dynamic input dimensions in a way "
+                                 "that is not a copied or inferred dimension; fix the non-batch ones with "
+                                 "load_model(..., fixed_dims={name: size})")
+    return target, allowzero
 
 
 def _n_reshape(ctx, name, inputs, outputs, attrs):
@@ -586,8 +609,8 @@ def _n_reshape(ctx, name, inputs, outputs, attrs):
         v1 = [int(v) for v in f.v1.reshape(-1)]
         target = v1
         if not f.static:
-            target = _dynamic_reshape_target(name, v1, [int(v) for v in f.v2.reshape(-1)],
-                                             ctx.shape1(x), ctx.shape2(x), allowzero)
+            target, allowzero = _dynamic_reshape_target(name, v1, [int(v) for v in f.v2.reshape(-1)],
+                                                        ctx.shape1(x), ctx.shape2(x), allowzero)
     ctx.emit(name, "Reshape", [x], outputs[:1], {"shape": tuple(target), "allowzero": allowzero})
 
 
@@ -936,8 +959,16 @@ def _dce(nodes: list[Node], outputs) -> list[Node]:
 # --------------------------------------------------------------------------------------
 # the entry point
 # --------------------------------------------------------------------------------------
-def load_model(model, *, name: str | None = None) -> Graph:
+def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | None = None) -> Graph:
     """Import an ONNX model (path, bytes or ``onnx.ModelProto``) into a :class:`Graph`.
+
+    Parameters
+    ----------
+    name : graph name (default: the ONNX graph name or the file stem).
+    fixed_dims : symbolic input dimension name -> static size, like onnxruntime's free
+        dimension overrides. Use it for dynamic dimensions other than the batch (e.g.
+        ``{"seq": 128}``) when the model's shape computations cannot be expressed for any
+        size; every other dynamic dimension stays dynamic.
 
     Raises
     ------
@@ -956,6 +987,8 @@ def load_model(model, *, name: str | None = None) -> Graph:
         raise ModelError(f"{default_name}: the model does not import the default ONNX opset")
     if opset < MIN_OPSET:
         raise ModelError(f"{default_name}: opset {opset} is too old (hwsim supports opset {MIN_OPSET} and newer)")
+    if fixed_dims:
+        _fix_dims(proto, fixed_dims, default_name)
     if len(proto.functions):
         try:
             from onnx import inliner
@@ -1071,7 +1104,7 @@ def load_model(model, *, name: str | None = None) -> Graph:
             rename[src] = o
             continue
         if src in ctx.known and not ctx.known[src].static:
-            raise ModelError(f"graph output '{o}' is a shape that depends on the batch size")
+            raise ModelError(f"graph output '{o}' is a shape that depends on the dynamic input dimensions")
         if src in ctx.known and src == o:
             cname = ctx.new_tensor(f"{o}_value")
             ctx.known[cname] = ctx.known[src]
@@ -1094,7 +1127,7 @@ def load_model(model, *, name: str | None = None) -> Graph:
             users = [n for n in nodes if t in n.inputs]
             if not _uniform_broadcastable(ctx, t, users):
                 raise UnsupportedOpError(users[0].name, users[0].op, SUPPORTED_OPS,
-                                         f"input '{t}' is a value computed from the batch size")
+                                         f"input '{t}' is a value computed from the dynamic input dimensions")
             ctx.known[t] = _Folded(f.v1)     # a uniform fill: its batch-1 value broadcasts
     consts = {t: ctx.known[t].v1 for t in used if t in ctx.known}
     nodes = _fold_batchnorms(nodes, consts, set(graph_outputs))

@@ -16,6 +16,7 @@ Models (small channel counts, every file < 1 MB), all with a dynamic batch dimen
   encoder_torchscript_op17.onnx / encoder_dynamo_op18.onnx  embedding + one nn.TransformerEncoderLayer
       (GELU, LayerNorm, attention with a key-padding mask) + Linear on the first token;
       inputs ids (N, 8) int64 and mask (N, 8) int64 (1 = token, 0 = padding), output logits (N, 3)
+  encoder_dynamo_dynseq_op18.onnx  the same with a dynamic sequence length "seq" as well
 """
 from __future__ import annotations
 
@@ -131,20 +132,21 @@ class TinyEncoder(nn.Module):
         return self.fc(h[:, 0])
 
 
-def export_encoder(exporter, opset, seed=0):
+def export_encoder(exporter, opset, seed=0, dynamic_seq=False):
     torch.manual_seed(seed)
     model = TinyEncoder().eval()
     ids = torch.randint(0, 50, (2, 8))
     mask = torch.ones(2, 8, dtype=torch.long)
-    path = OUT / f"encoder_{exporter}_op{opset}.onnx"
+    path = OUT / f"encoder_{exporter}{'_dynseq' if dynamic_seq else ''}_op{opset}.onnx"
     names = dict(input_names=["ids", "mask"], output_names=["logits"])
     if exporter == "torchscript":
         torch.onnx.export(model, (ids, mask), str(path), dynamo=False, opset_version=opset, **names,
                           dynamic_axes={"ids": {0: "batch"}, "mask": {0: "batch"}, "logits": {0: "batch"}})
     else:
         b = torch.export.Dim("batch", min=1, max=64)
+        dims = {0: b, 1: torch.export.Dim("seq", min=2, max=64)} if dynamic_seq else {0: b}
         prog = torch.onnx.export(model, (ids, mask), dynamo=True, opset_version=opset, **names,
-                                 dynamic_shapes={"ids": {0: b}, "mask": {0: b}})
+                                 dynamic_shapes={"ids": dims, "mask": dims})
         prog.save(str(path), external_data=False)
     return path
 
@@ -197,7 +199,8 @@ def main() -> int:
     # folding, opset 11 HardSwish spelled out), unoptimised dynamo graphs (Expand/CastLike chains)
     jobs += [(export_torchscript, "mbv2", 13, {"fold": False}), (export_torchscript, "mbv3", 11, {"fold": False}),
              (export_dynamo, "mbv3", 18, {"optimize": False})]
-    jobs += [(export_encoder, "torchscript", 17, {}), (export_encoder, "dynamo", 18, {})]
+    jobs += [(export_encoder, "torchscript", 17, {}), (export_encoder, "dynamo", 18, {}),
+             (export_encoder, "dynamo", 18, {"dynamic_seq": True})]
     for fn, kind, opset, kw in jobs:
         try:
             p = fn(kind, opset, **kw)

@@ -220,7 +220,7 @@ def test_runtime_use_of_batch_dependent_values_is_rejected():
     inits = [("i0", np.array(0, np.int64)), ("zero", np.array(0.0, np.float32)), ("one", np.array(1.0, np.float32)),
              ("ax", np.array([1], np.int64))]
     m = make_model(nodes, [("x", ["N", 3])], [("y", None)], inits)
-    with pytest.raises(UnsupportedOpError, match="node 'add_range'.*computed from the batch size"):
+    with pytest.raises(UnsupportedOpError, match="node 'add_range'.*computed from the dynamic input dimensions"):
         load_model(m)
 
 
@@ -286,7 +286,7 @@ def test_every_imported_node_carries_exactly_the_normalised_attributes():
     assert set(NORMALISED_ATTRS) == set(OPS)
     models = [build_mobilenet_like(opset=11), build_mobilenet_like(opset=18), build_resnet_like(), build_tf2onnx_style(),
               build_paddle_style(), build_mlp(), build_transformer_block()]
-    models += sorted((Path(__file__).parent / "data" / "models").glob("*.onnx"))
+    models += sorted(p for p in (Path(__file__).parent / "data" / "models").glob("*.onnx") if "dynseq" not in p.name)
     seen = set()
     for m in models:
         for n in load_model(m).nodes:

@@ -76,3 +76,22 @@ def test_unfolded_exports_fold_to_the_same_graph():
         return sorted(n.op for n in load_model(MODELS / name).nodes)
     assert ops("mbv2_torchscript_nofold_op13.onnx") == ops("mbv2_torchscript_op13.onnx")
     assert ops("mbv3_dynamo_noopt_op18.onnx") == ops("mbv3_dynamo_op20.onnx")
+
+
+def test_dynamic_sequence_length_needs_fixed_dims():
+    """With a dynamic sequence length too, torch's attention reshapes cannot be written with 0/-1:
+    the import says so and names the remedy; fixing the sequence length keeps the batch dynamic."""
+    from hwsim.errors import ModelError, UnsupportedOpError
+    path = MODELS / "encoder_dynamo_dynseq_op18.onnx"
+    with pytest.raises(UnsupportedOpError, match="fixed_dims"):
+        load_model(path)
+    with pytest.raises(ModelError, match="no input dimension named sequence.*batch, seq"):
+        load_model(path, fixed_dims={"sequence": 12})
+    g = load_model(path, fixed_dims={"seq": 12})
+    assert g.inputs[0].shape == (None, 12)
+    m = onnx.load(path)
+    for b in (1, 3):
+        feeds = {"ids": np.random.default_rng(b).integers(0, 50, (b, 12)).astype(np.int64),
+                 "mask": np.ones((b, 12), np.int64)}
+        ref = run_ort(m, feeds)["logits"]
+        assert np.abs(run_float(g, feeds)["logits"] - ref).max() <= 1e-4 * np.abs(ref).max()
