@@ -8,8 +8,9 @@ Schemes
 -------
 ``tflite``        TFLite ADD (int8 / uint8 / int16): both inputs shifted left by 20 (int16: 15),
                   each rescaled by its own Q31 multiplier relative to twice the larger input
-                  scale, summed in int32, rescaled to the output: gemmlowp double rounding,
-                  ties away from zero. Same under the reference and the optimized resolver.
+                  scale, summed in int32, rescaled to the output: gemmlowp double rounding
+                  (high-mul ties toward +inf, shift ties away from zero). LiteRT's optimized
+                  int8 kernel differs (``optimized=True``).
 ``tflite`` (mul)  TFLite MUL: ``(a-za)*(b-zb)`` in int32 times Q31 ``M0`` of
                   ``f32(f32(sa*sb)/sy)`` (float32, unlike conv's double), gemmlowp double rounding.
 ``onnxruntime``   com.microsoft QLinearAdd on x86-64 (MLAS AVX2): float32
@@ -245,7 +246,8 @@ def _add_tflite_kernel(a, b, out, left_shift, a_off, a_mult, a_shift, b_off, b_m
 @njit
 def _vqrdmulh(a, b):
     """NEON vqrdmulhq_s32 (as emulated on x86 by NEON_2_SSE): ``(2ab + 2^31) >> 32``,
-    ties toward +inf, saturating the single overflow case."""
+    ties toward +inf, saturating the single overflow case (the same integer function as
+    gemmlowp's SaturatingRoundingDoublingHighMul, written as NEON computes it)."""
     if a == _I32_MIN and b == _I32_MIN:
         return np.int64(_I32_MAX)
     return (2 * np.int64(a) * np.int64(b) + (np.int64(1) << 31)) >> 32
@@ -367,14 +369,15 @@ def _broadcast(a, b):
 
 
 def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarray:
-    """TFLite ADD: int32 arithmetic, gemmlowp double rounding (ties away), saturating clamp
+    """TFLite ADD: int32 arithmetic, gemmlowp double rounding (high-mul ties up, shift ties
+    away), saturating clamp
     to ``[qmin, qmax]``; ``optimized=True``: the int8 optimized kernel as built for x86
     (NEON code through NEON_2_SSE) — see :func:`_add_tflite_opt_kernel`.
 
     ``a``, ``b`` broadcast NumPy-style; result has ``p.out_dtype``. The optimized variant
     follows LiteRT's ``AddElementwiseInt8`` / ``AddScalarBroadcast``: within each innermost
-    broadcast span (:func:`tflite_span`) blocks of 16 use ``vqrdmulh`` (ties up) with the
-    input shift folded into the left shift and an int16 wrap of the output before the zero
+    broadcast span (:func:`tflite_span`) blocks of 16 use ``vqrdmulh`` with the input shift
+    folded into the left shift (one rounding instead of two) and an int16 wrap of the output before the zero
     point is added; each span's last ``span % 16`` elements use the reference arithmetic."""
     fa, fb, shape = _broadcast(a, b)
     out = np.empty(fa.size, np.int64)
@@ -388,9 +391,10 @@ def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarr
 
 
 def mul_tflite(a, b, p: TfliteMulParams, *, optimized: bool = False) -> np.ndarray:
-    """TFLite MUL: int32 product wraps like C++ int32, gemmlowp double rounding (ties away),
+    """TFLite MUL: int32 product wraps like C++ int32, gemmlowp double rounding (high-mul ties
+    up, shift ties away),
     saturating clamp to ``[qmin, qmax]``; ``optimized=True``: LiteRT's x86 int8
-    ``MulElementwise`` (blocks of 16: ``vqrdmulh`` ties up, int16 saturate, int16 wrapping
+    ``MulElementwise`` (blocks of 16: ``vqrdmulh``, int16 saturate, int16 wrapping
     add of the zero point; reference arithmetic for each span's tail, as for ADD)."""
     fa, fb, shape = _broadcast(a, b)
     out = np.empty(fa.size, np.int64)

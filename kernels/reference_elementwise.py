@@ -46,7 +46,8 @@ def _div_trunc(a: int, b: int) -> int:
 
 
 def _srdhm(a: int, b: int) -> int:
-    """gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), ties away from zero."""
+    """gemmlowp SaturatingRoundingDoublingHighMul: a*b / 2^31 with nudge ``2^30`` or
+    ``1 - 2^30`` and C division: exact halves go toward +inf."""
     if a == I32_MIN and b == I32_MIN:
         return I32_MAX
     ab = a * b
@@ -95,8 +96,8 @@ def _pairs(a, b):
 
 def add_tflite(a, b, p: TfliteAddParams, *, optimized: bool = False) -> np.ndarray:
     """TFLite ADD: each input ``(x - zx) << left_shift``, scaled by its Q31 multiplier
-    (double rounding, ties away), summed, scaled to the output, ``+ zy``, clamped.
-    ``optimized``: LiteRT's x86 int8 kernel (blocks of 16 with vqrdmulh ties up, the input
+    (gemmlowp double rounding), summed, scaled to the output, ``+ zy``, clamped.
+    ``optimized``: LiteRT's x86 int8 kernel (blocks of 16 with vqrdmulh, the input
     shift folded into the left shift, int16 wrap before the zero point; scalar tail)."""
     fa, fb, shape = _pairs(a, b)
     span = tflite_span(np.shape(a), np.shape(b))

@@ -148,8 +148,8 @@ DW_CASES = [
 
 def _dw_ours(resolver, x, w_oihw, b, sx, sw, sy, zx, zy, pads, stride, dil, C, act):
     """LiteRT's optimized int8 depthwise on x86 requantizes output channels in blocks of 8
-    with ruy-style rounding (ties up) and the remaining ``Cout % 8`` channels with the
-    reference double rounding (ties away): compose the two schemes per channel."""
+    with ruy's rounding (``tflite_optimized``) and the remaining ``Cout % 8`` channels with
+    gemmlowp's (``tflite_reference``): compose the two schemes per channel."""
     ref = _conv_ours(x, w_oihw, b, sx, sw, sy, zx, zy, "tflite_reference", pads, stride, dil, C,
                      act, IntFormat(8))
     if resolver == "reference":
