@@ -367,7 +367,7 @@ class Quantizer:
         self._w_cache: dict = {}
         self._b_cache: dict = {}
         self._c_cache: dict = {}
-        self._kcache: dict = {}
+        self._plan_cache: dict = {}
 
     # -- config-independent structure ------------------------------------------------------
     def _build_sets(self):
@@ -644,8 +644,18 @@ class Quantizer:
         return QuantizedGraph(g, prof, cfg, act, plans, tensor_bits, self.observer, self.dynamic)
 
     def _plan(self, n: Node, cfg, act, tensor_bits, arith) -> NodePlan:
-        g = self.graph
+        # a plan depends only on the node, its pair and the bit-widths of the tensors around
+        # it (every parameter is a cached function of those): reuse it between configs
         pair = cfg.get(n.name)
+        ckey = (n.name, pair, tuple(tensor_bits.get(t) for t in n.inputs),
+                tuple(tensor_bits.get(t) for t in n.outputs))
+        got = self._plan_cache.get(ckey)
+        if got is None:
+            got = self._plan_cache[ckey] = self._build_plan(n, pair, act, tensor_bits, arith)
+        return got
+
+    def _build_plan(self, n: Node, pair, act, tensor_bits, arith) -> NodePlan:
+        g = self.graph
         kind = INTEGER_OPS[n.op]
         note = ""
         if n.name in self.fused_by:
@@ -708,12 +718,7 @@ class Quantizer:
             else:
                 fa = (lo, hi)
             kw.update(fused_activation=fa, fused_node=act_node)
-        # kernel parameters derived at run time (multipliers, tables, transposed weights) depend
-        # only on the node, its pair and the bit-widths around it: share them between configs
-        ckey = (n.name, kind, pair, tuple(tensor_bits.get(t) for t in n.inputs),
-                tuple(tensor_bits.get(t) for t in n.outputs))
-        shared = self._kcache.setdefault(ckey, {})
-        return NodePlan(n.name, n.op, kind, pair, ins, outs, rounding=arith.rounding, note=note, _cache=shared, **kw)
+        return NodePlan(n.name, n.op, kind, pair, ins, outs, rounding=arith.rounding, note=note, **kw)
 
 
 def quantize_graph(graph: Graph, profile, stats: CalibrationStats | None, config=None, *,
