@@ -342,3 +342,20 @@ def test_quantizelinear_bitexact(name):
     print(f"\nORT QuantizeLinear {name}: {total} values, 0 mismatches")
     assert total >= 192_000
 
+
+
+@pytest.mark.parametrize("name", list(_QFMTS))
+def test_quantizelinear_nan_inf_like_ort(name):
+    """NaN quantizes to qmin and ±inf saturate, as ORT's clamp-then-convert does."""
+    tp, fmt, cast_to = _QFMTS[name]
+    x = np.array([[np.nan, np.inf, -np.inf, 1.0, -1.25]], np.float32)
+    inits = [nh.from_array(np.array(0.5, np.float32), "s"), oh.make_tensor("z", tp, [], [3])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["q" if cast_to else "y"])]
+    out_tp = tp
+    if cast_to is not None:
+        nodes.append(oh.make_node("Cast", ["q"], ["y"], to=cast_to))
+        out_tp = cast_to
+    ref = _session(nodes, [_vi("x", x)], [oh.make_tensor_value_info("y", out_tp, None)], inits).run(None, {"x": x})[0]
+    ours = quantize(x, 0.5, 3, fmt)
+    assert ours.astype(np.int64).tolist() == ref.astype(np.int64).tolist()
+    assert ours[0, 0] == fmt.qmin and ours[0, 1] == fmt.qmax
