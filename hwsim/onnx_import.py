@@ -88,7 +88,8 @@ def _read(model) -> tuple[onnx.ModelProto, str]:
         return m, model.graph.name or "model"
     if isinstance(model, (bytes, bytearray)):
         try:
-            return onnx.load_from_string(bytes(model)), "model"
+            m = onnx.load_from_string(bytes(model))
+            return m, "model"
         except Exception as e:
             raise ModelError(f"bytes: not an ONNX model ({type(e).__name__})") from None
     path = Path(os.fspath(model))
@@ -998,7 +999,7 @@ def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | N
     g = proto.graph
     shapes1, dtypes = _infer(proto, 1)
     shapes2, _ = _infer(proto, 2)
-    ctx = _Ctx(opset, shapes1, shapes2, dtypes, name or g.name or default_name)
+    ctx = _Ctx(opset, shapes1, shapes2, dtypes, name or (g.name if default_name == "model" else default_name) or "model")
 
     init_names = set()
     for init in g.initializer:
