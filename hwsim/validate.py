@@ -104,7 +104,11 @@ def ort_executed_ops(model_bytes: bytes, int8_kernels: bool = True) -> list[tupl
 
 @dataclass(frozen=True)
 class TensorComparison:
-    """One tensor compared: element count, differing elements, max |difference| in LSBs."""
+    """One tensor compared: element count, differing elements, max |difference| in LSBs.
+
+    Integer tensors: code difference. Float outputs of a DequantizeLinear: difference divided
+    by that quantizer's scale. Other float outputs (e.g. QGemm without an output scale): the
+    absolute difference."""
 
     compared: int
     mismatches: int

@@ -216,3 +216,32 @@ def test_qoperator_pool_sigmoid_leaky_concat(dtype):
     rep = validate(m, {"x": x})
     assert rep.ort_integer_path
     assert rep.bit_exact, rep.summary_lines() + [str(e) for e in rep.nodes]
+
+
+def _qgemm_model(with_y: bool, alpha: float, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    zp = lambda v: np.array(v, dtype)  # noqa: E731
+    inits = [_init("xs", np.float32(0.037)), _init("xz", zp(128 if dtype == np.uint8 else 2)),
+             _init("w", rng.integers(-128, 128, (6, 10)).astype(np.int8)),
+             _init("ws", (rng.random(6) * 0.01 + 0.001).astype(np.float32)), _init("wz", np.zeros(6, np.int8)),
+             _init("b", rng.integers(-5000, 5000, 6).astype(np.int32)),
+             _init("ys", np.float32(0.11)), _init("yz", zp(100 if dtype == np.uint8 else -3))]
+    ins = ["xq", "xs", "xz", "w", "ws", "wz", "b"] + (["ys", "yz"] if with_y else [])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             helper.make_node("QGemm", ins, ["g"], name="qgemm", domain="com.microsoft", transB=1, alpha=alpha)]
+    if with_y:
+        nodes.append(helper.make_node("DequantizeLinear", ["g", "ys", "yz"], ["y"], name="dq"))
+    g = helper.make_graph(nodes, "qg", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 10])],
+                          [helper.make_tensor_value_info("y" if with_y else "g", TensorProto.FLOAT, ["N", 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("with_y", [True, False], ids=["int_out", "float_out"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+def test_qgemm_alpha_and_float_output(with_y, dtype):
+    m = _qgemm_model(with_y, 0.75, dtype)
+    x = (np.random.default_rng(1).standard_normal((64, 10)) * 3).astype(np.float32)
+    rep = validate(m, {"x": x})
+    assert rep.bit_exact, rep.summary_lines()

@@ -75,6 +75,16 @@ def test_demo_qdq_w8a8_bit_exact(tmp_path, digits, act):
     assert all(e["isolated_mismatches"] == 0 for e in rep.nodes)
 
 
+def test_demo_qoperator_bit_exact(tmp_path, digits):
+    """QOperator form (QLinearConv, com.microsoft QLinearAdd / QLinearGlobalAveragePool / QGemm):
+    ONNX shape inference knows nothing after the contrib ops, Flatten must still import."""
+    calib, x, _ = digits
+    q = _quantize(demo_model_path(), tmp_path / "q.onnx", calib, QuantType.QUInt8, fmt=QuantFormat.QOperator)
+    assert import_quantized(q).kind == "qoperator"
+    rep = validate(q, {"input": x})
+    assert rep.bit_exact and rep.within_tolerance and rep.first_divergence is None
+
+
 def test_demo_int8_without_session_option_runs_float_in_ort(tmp_path, digits):
     """Without session.qdqisint8allowed onnxruntime runs int8 QDQ groups as float ops (x86)."""
     calib, x, _ = digits

@@ -206,25 +206,36 @@ def _spatial_attrs(node_name, op, a, ksize, nspatial, in_shape=None):
 
 
 def _normalize_axes(node_name, op, a, ins, consts, shapes, opset):
-    """Axis attributes made non-negative with the input's rank (from shape inference)."""
+    """Axis attributes made non-negative with the input's rank (from shape inference; only
+    needed for negative axes and for defaults that depend on the rank)."""
     shp = (shapes or {}).get(ins[0])
-    if shp is None:
-        raise UnsupportedOpError(node_name, op, (), "input rank unknown (shape inference failed)")
-    r = len(shp)
+    r = None if shp is None else len(shp)
+
+    def need_rank(why):
+        if r is None:
+            raise UnsupportedOpError(node_name, op, (), f"input rank unknown (shape inference failed) and {why}")
+        return r
+
+    def nonneg(v, extra=0):
+        v = int(v)
+        return v if v >= 0 else v % (need_rank("a negative axis") + extra)
+
     if op == "Softmax":
         if opset < 13:
-            axis = int(a.get("axis", 1)) % r
-            return {"axes": tuple(range(axis, r))}, ins
-        return {"axes": (int(a.get("axis", -1)) % r,)}, ins
+            axis = nonneg(a.get("axis", 1))
+            return {"axes": tuple(range(axis, need_rank("opset < 13 Softmax")))}, ins
+        return {"axes": (nonneg(a.get("axis", -1)),)}, ins
     if op == "LayerNormalization":
-        return {"axis": int(a.get("axis", -1)) % r, "epsilon": float(a.get("epsilon", 1e-5))}, tuple(t for t in ins if t)
+        return {"axis": nonneg(a.get("axis", -1)), "epsilon": float(a.get("epsilon", 1e-5))}, tuple(t for t in ins if t)
     if op in ("Concat", "Gather"):
-        return {"axis": int(a.get("axis", 0)) % r}, ins
+        return {"axis": nonneg(a.get("axis", 0))}, ins
     if op == "Flatten":
-        axis = int(a.get("axis", 1))
-        return {"axis": axis + r if axis < 0 else axis}, ins
+        return {"axis": nonneg(a.get("axis", 1))}, ins
     if op == "Transpose":
-        return {"perm": tuple(a.get("perm", range(r - 1, -1, -1)))}, ins
+        if "perm" in a:
+            return {"perm": tuple(a["perm"])}, ins
+        n = need_rank("no perm")
+        return {"perm": tuple(range(n - 1, -1, -1))}, ins
     axes = a.get("axes")
     if len(ins) > 1 and ins[1]:
         if ins[1] not in consts:
@@ -232,15 +243,16 @@ def _normalize_axes(node_name, op, a, ins, consts, shapes, opset):
         axes = tuple(int(v) for v in consts[ins[1]].ravel())
     ins = ins[:1]
     if op == "Unsqueeze":
-        return {"axes": tuple(sorted(int(x) % (r + len(axes)) for x in axes))}, ins
+        return {"axes": tuple(sorted(nonneg(x, len(axes)) for x in axes))}, ins
     if op == "Squeeze":
         if axes is None:
+            need_rank("no axes")
             axes = tuple(i for i, d in enumerate(shp) if d == 1)
-        return {"axes": tuple(sorted(int(x) % r for x in axes))}, ins
+        return {"axes": tuple(sorted(nonneg(x) for x in axes))}, ins
     # ReduceMean
     if not axes:
-        axes = tuple(range(r))
-    return {"axes": tuple(sorted(int(x) % r for x in axes)), "keepdims": int(a.get("keepdims", 1))}, ins
+        axes = tuple(range(need_rank("no axes")))
+    return {"axes": tuple(sorted(nonneg(x) for x in axes)), "keepdims": int(a.get("keepdims", 1))}, ins
 
 
 def _normalize(node_name, op, a, inputs, consts, shapes=None, opset=17) -> tuple[dict, tuple[str, ...]]:
