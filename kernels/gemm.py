@@ -291,16 +291,18 @@ def _gemm(x_q, w_q, bias_q, p: GemmParams, with_requant: bool):
         raise KernelError(f"p must be GemmParams, got {type(p).__name__}")
     if with_requant and p.requant is None:
         raise KernelError("qgemm needs GemmParams.requant (use gemm_acc for accumulators)")
-    fast = dispatch.fast_path("gemm", x=x_q, w=w_q, bias=bias_q, params=p if with_requant else p.replace(requant=None))
-    if fast is not None:
-        return fast(x_q, w_q, bias_q, p if with_requant else p.replace(requant=None))
     x = check_input(x_q)
-    w = as_weight_array(w_q)
-    if x.ndim < 1 or w.ndim != 2:
-        raise KernelError(f"gemm: x must be (..., K) and w (K, N), got {x.shape} and {w.shape}")
-    K, N = w.shape
+    w_shape = tuple(w_q.shape) if isinstance(w_q, PackedInt4) else np.shape(w_q)
+    if x.ndim < 1 or len(w_shape) != 2:
+        raise KernelError(f"gemm: x must be (..., K) and w (K, N), got {x.shape} and {w_shape}")
+    K, N = w_shape
     if x.shape[-1] != K:
         raise KernelError(f"gemm: x has K={x.shape[-1]} but w has K={K}")
+    pp = p if with_requant else p.replace(requant=None)
+    fast = dispatch.fast_path("gemm", x=x_q, w=w_q, bias=bias_q, params=pp)
+    if fast is not None:
+        return fast(x_q, w_q, bias_q, pp)
+    w = as_weight_array(w_q)
     lead = x.shape[:-1]
     M = int(np.prod(lead)) if lead else 1
     zx = p.x_zero_point
