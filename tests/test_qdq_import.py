@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwsim.errors import ModelError, UnsupportedOpError
-from hwsim.quant.qdq_import import import_quantized, run_quantized
+from hwsim.quant.qdq_import import import_quantized, is_quantized_model, run_quantized
 from hwsim.validate import validate
 
 from .onnx_models import build_resnet_like, build_transformer_block
@@ -245,3 +245,9 @@ def test_qgemm_alpha_and_float_output(with_y, dtype):
     x = (np.random.default_rng(1).standard_normal((64, 10)) * 3).astype(np.float32)
     rep = validate(m, {"x": x})
     assert rep.bit_exact, rep.summary_lines()
+
+
+def test_is_quantized_model():
+    from hwsim.demo_data import demo_model_path
+    assert is_quantized_model(_pow2_qdq_model(np.uint8)) and is_quantized_model(_qgemm_model(True, 1.0, np.int8))
+    assert not is_quantized_model(demo_model_path())

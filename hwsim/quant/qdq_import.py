@@ -53,7 +53,7 @@ from hwsim.errors import DataError, ModelError, UnsupportedOpError
 from hwsim.execute import run_graph
 from hwsim.graph import Graph, Node, TensorInfo
 
-__all__ = ["QModel", "import_quantized", "run_quantized", "INT_OPS", "QOPERATOR_OPS", "FUSABLE_OPS",
+__all__ = ["QModel", "import_quantized", "run_quantized", "is_quantized_model", "INT_OPS", "QOPERATOR_OPS", "FUSABLE_OPS",
            "INT_PASSTHROUGH_OPS"]
 
 #: QOperator ops understood directly (standard domain and com.microsoft).
@@ -328,6 +328,14 @@ class _Q:
     scale: str
     zp: str
     axis: int
+
+
+def is_quantized_model(model) -> bool:
+    """True when an ONNX model (path, bytes or ModelProto) holds quantization nodes
+    (QuantizeLinear, DequantizeLinear or a QOperator op), i.e. it should be run "as it is"
+    with :func:`import_quantized` / :func:`run_quantized` rather than calibrated again."""
+    m = _load(model)
+    return any(n.op_type in QOPERATOR_OPS for n in m.graph.node)
 
 
 def import_quantized(model) -> QModel:
