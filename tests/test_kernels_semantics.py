@@ -266,3 +266,13 @@ def test_compiled_int64_and_careful_loops_agree_with_float_engine():
             out = np.empty((5, 6), np.int64)
             ov2, _ = g._gemm_core(A, B, bias, np.int64(0), zw, mode, accum.bits, accum.overflow.value == "saturate", out)
             assert np.array_equal(out, want) and ov2 == ov
+
+
+@pytest.mark.parametrize("modname", ["__init__", "params", "fixedpoint", "quantize", "requant", "gemm", "conv",
+                                     "reference"])
+def test_docstring_examples_run(modname):
+    import doctest
+    import importlib
+    mod = importlib.import_module("hwsim.kernels" if modname == "__init__" else f"hwsim.kernels.{modname}")
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 0
