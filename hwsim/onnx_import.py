@@ -707,6 +707,28 @@ def _n_slice(ctx, name, inputs, outputs, attrs):
     ctx.emit(name, "Slice", [x], outputs[:1], {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
 
 
+def _n_split(ctx, name, inputs, outputs, attrs):
+    x = inputs[0]
+    r = ctx.rank(x, name)
+    axis = int(attrs.get("axis", 0)) % r
+    s1, s2 = ctx.shape1(x), ctx.shape2(x)
+    if s1 is None or s2 is None or s1[axis] != s2[axis]:
+        raise UnsupportedOpError(name, "Split", SUPPORTED_OPS, "splitting a dynamic or unknown dimension")
+    n_out = len(outputs)
+    if "split" in attrs:
+        sizes = _ints(attrs["split"])
+    elif len(inputs) > 1 and inputs[1]:
+        sizes = _ints(ctx.const(inputs[1], name, "Split split"))
+    else:
+        n = int(attrs.get("num_outputs", n_out))
+        chunk = -(-s1[axis] // n)
+        sizes = tuple(min(chunk, s1[axis] - i * chunk) for i in range(n))
+    if sum(sizes) != s1[axis] or len(sizes) != n_out or min(sizes) < 0:
+        raise ModelError(f"node '{name}' (Split): sizes {sizes} do not split dimension {axis} of size "
+                         f"{s1[axis]} into {n_out} outputs")
+    ctx.emit(name, "Split", [x], outputs, {"axis": axis, "split": sizes})
+
+
 def _n_gather(ctx, name, inputs, outputs, attrs):
     r = ctx.rank(inputs[0], name)
     ctx.emit(name, "Gather", inputs[:2], outputs[:1], {"axis": int(attrs.get("axis", 0)) % r})
@@ -735,6 +757,7 @@ _NORMALIZERS: dict[str, Callable] = {
     "Cast": _n_cast,
     "LeakyRelu": _n_leaky_relu,
     "Expand": _n_expand,
+    "Split": _n_split,
     "Softmax": _n_softmax,
     "Concat": _n_concat,
     "Reshape": _n_reshape,

@@ -90,6 +90,7 @@ OPS: dict[str, OpSpec] = {
     "ReduceSum": OpSpec(_E),
     "ReduceMax": OpSpec(_E, passthrough=True),
     "Expand": OpSpec(_D, passthrough=True),
+    "Split": OpSpec(_D),                              # several outputs, each its own tensor
     # masks and type conversions (attention masks in transformer exports); not quantized
     "Equal": OpSpec(_E, multi_input=True),
     "Where": OpSpec(_E, multi_input=True),
@@ -136,6 +137,7 @@ NORMALISED_ATTRS.update({
     "Slice": ("starts", "ends", "axes", "steps"),
     "Gather": ("axis",),
     "Expand": ("shape",),
+    "Split": ("axis", "split"),
     "Cast": ("to",),
     "QuantizeLinear": ("axis", "saturate"),
     "DequantizeLinear": ("axis", "saturate"),

@@ -398,3 +398,23 @@ def test_mask_ops_cast_equal_where_expand():
 def test_cast(to):
     m = make_model([helper.make_node("Cast", ["x"], ["y"], to=to)], [("x", ["N", 7])], [("y", ["N", 7], to)])
     check(m, {"x": rand(2, 7, lo=-4, hi=4)})
+
+
+@pytest.mark.parametrize("opset,how", [(11, "attr"), (13, "input"), (13, "equal"), (18, "num_outputs")])
+def test_split(opset, how):
+    if how == "attr":
+        node = helper.make_node("Split", ["x"], ["a", "b", "c"], axis=1, split=[1, 2, 3])
+        inits = []
+    elif how == "input":
+        node = helper.make_node("Split", ["x", "s"], ["a", "b", "c"], axis=-1)
+        inits = [("s", np.array([2, 2, 1], np.int64))]
+    elif how == "equal":
+        node = helper.make_node("Split", ["x"], ["a", "b", "c"], axis=1)
+        inits = []
+    else:
+        node = helper.make_node("Split", ["x"], ["a", "b", "c"], axis=1, num_outputs=3)
+        inits = []
+    c = 7 if how == "num_outputs" else 6                  # opset 18: the last chunk may be smaller
+    m = make_model([node], [("x", ["N", c, 5])], [("a", None), ("b", None), ("c", None)], inits, opset=opset)
+    g = check(m, {"x": rand(2, c, 5)})
+    assert g.nodes[0].op == "Split" and sum(g.nodes[0].attrs["split"]) == g.shapes["x"][g.nodes[0].attrs["axis"]]

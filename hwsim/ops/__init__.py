@@ -65,6 +65,7 @@ FLOAT_OPS = {
     "ReduceSum": norm.reduce_sum,
     "ReduceMax": norm.reduce_max,
     "Expand": shape.expand,
+    "Split": shape.split,
     "QuantizeLinear": quantize.quantize_linear,
     "DequantizeLinear": quantize.dequantize_linear,
 }

@@ -5,14 +5,14 @@ Normalised attributes (the importer moves opset-dependent inputs into attributes
 Reshape ``shape`` (0 copies the input dimension unless ``allowzero``; -1 is inferred);
 Flatten ``axis``; Transpose ``perm``; Squeeze/Unsqueeze ``axes`` (non-negative; Unsqueeze
 axes index the output); Concat ``axis``; Pad ``pads`` (begins then ends, every axis),
-``mode`` and ``value``; Slice ``starts``/``ends``/``axes``/``steps``; Gather ``axis``.
+``mode`` and ``value``; Slice ``starts``/``ends``/``axes``/``steps``; Gather ``axis``; Expand ``shape``; Split ``axis`` and ``split`` (the size of every output).
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["reshape", "flatten", "transpose", "squeeze", "unsqueeze", "concat", "pad", "slice_",
-           "gather", "identity", "expand", "reshape_target", "onnx_slice"]
+           "gather", "identity", "expand", "split", "reshape_target", "onnx_slice"]
 
 
 def reshape_target(in_shape, shape, allowzero=False) -> tuple[int, ...]:
@@ -109,3 +109,10 @@ def expand(node, inputs, ctx=None):
     """Broadcast to ``attrs['shape']`` (ONNX Expand: bidirectional broadcasting)."""
     x = inputs[0]
     return (np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(node.attrs["shape"])))),)
+
+
+def split(node, inputs, ctx=None):
+    """Split along ``attrs['axis']`` into pieces of ``attrs['split']`` sizes (one per output)."""
+    x = inputs[0]
+    bounds = np.cumsum(node.attrs["split"])[:-1]
+    return tuple(np.ascontiguousarray(p) for p in np.split(x, bounds, axis=node.attrs["axis"]))
