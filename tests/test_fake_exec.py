@@ -136,3 +136,28 @@ def test_cli_dynamic_mode(files, tmp_path, capsys):
     rc = main(["run", str(files / "m.onnx"), "--input", str(files / "x.npy"), "--profile", "cpu_onnxruntime",
                "--bits", "W8A8", "--mode", "int", "--dynamic", "--out", str(out)])
     assert rc == 0 and "(dynamic)" in capsys.readouterr().out and out.is_file()
+
+
+def test_cli_runs_a_prequantized_qdq_model_as_it_is(tmp_path, capsys):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from tests.onnx_models import build_mlp
+
+    onnx.save(build_mlp(batch=1), tmp_path / "f.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": np.random.default_rng(i).standard_normal((1, 16)).astype(np.float32)}
+                            for i in range(8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    np.save(tmp_path / "x.npy", np.random.default_rng(42).standard_normal((1, 16)).astype(np.float32))
+    base = ["run", str(tmp_path / "q.onnx"), "--input", str(tmp_path / "x.npy"), "--profile", "cpu_onnxruntime"]
+    assert main(base + ["--mode", "int", "--compare", "--out", str(tmp_path / "o.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "pre-quantized QDQ model" in text and "vs integer: max" in text and (tmp_path / "o.npz").is_file()
+    assert main(base + ["--mode", "int", "--bits", "W8A8"]) == 2
+    assert "already quantized" in capsys.readouterr().err

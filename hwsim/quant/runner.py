@@ -59,10 +59,63 @@ def prepare(args, graph, feeds):
     return profile, stats, qg
 
 
+_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _run_prequantized(args, graph, feeds) -> dict[str, np.ndarray]:
+    """An already quantized (QDQ) model: run it as it is with its own scales and zero points.
+
+    ``int`` runs :func:`hwsim.quant.qdq_import.run_quantized` (ONNX Runtime's integer
+    arithmetic through ``hwsim.kernels``); ``fake`` runs the QDQ graph in float, which is
+    exactly its quantize-dequantize simulation. ``--compare`` reports fake vs integer per output.
+    """
+    from hwsim.float_exec import run_float
+    from hwsim.io import atomic_write_json
+    from .compare import _lsb
+
+    given = [f"--{k}" for k in ("bits", "config", "calib", "calibrator", "dynamic") if getattr(args, k, None)]
+    if given:
+        raise ConfigError(f"{args.model} is already quantized (QuantizeLinear/DequantizeLinear nodes): it runs with "
+                          f"its own scales and zero points; drop {', '.join(given)}")
+    check_feeds(graph, feeds, source=getattr(args, "input", "input"))
+    print(f"{args.model}: pre-quantized QDQ model, run as it is (ONNX Runtime arithmetic; "
+          f"profile {args.profile!r} not used)")
+    payload: dict = {"model": graph.name, "mode": args.mode, "prequantized": True}
+    fake = None
+    if args.mode == "fake" or getattr(args, "compare", False):
+        fake = run_float(graph, feeds)
+    if args.mode == "int" or getattr(args, "compare", False):
+        from .qdq_import import import_quantized, run_quantized
+        qm = import_quantized(args.model)
+        kstats: dict = {}
+        ints = run_quantized(qm, feeds, stats=kstats)
+        ov = {k: int(v.acc_overflows) for k, v in kstats.items() if v.acc_overflows}
+        print(f"accumulator overflows: {sum(ov.values())}; float islands: {', '.join(qm.float_islands) or 'none'}")
+        payload["int_report"] = {"acc_overflows": ov, "float_islands": list(qm.float_islands)}
+    if getattr(args, "compare", False):
+        rows = {}
+        for t in graph.outputs:
+            lsb = qm.lsb(t)
+            mx, fr = _lsb(fake[t], ints[t], float(np.max(lsb))) if lsb is not None else (0, 0.0)
+            rows[t] = {"max_lsb": mx, "frac_diff": fr, "elements": int(np.size(fake[t]))}
+            print(f"output {t}: fake-quant (QDQ in float) vs integer: max {mx} LSB on {100 * fr:.2f}% of elements")
+        payload["compare"] = {"outputs": rows}
+    if getattr(args, "json", None):
+        atomic_write_json(args.json, payload)
+        print(f"wrote {args.json}")
+    outs = fake if args.mode == "fake" else ints
+    return {k: outs[k] for k in graph.outputs}
+
+
 def run_mode(args, graph, feeds) -> dict[str, np.ndarray]:
-    """Run ``--mode fake|int`` for the CLI; returns graph output name -> float32 array."""
+    """Run ``--mode fake|int`` for the CLI; returns graph output name -> float32 array.
+
+    A model that is already quantized (QDQ) runs as it is (see :func:`_run_prequantized`).
+    """
     from hwsim.io import atomic_write_json
 
+    if any(n.op in _QDQ_OPS for n in graph.nodes):
+        return _run_prequantized(args, graph, feeds)
     t0 = time.perf_counter()
     profile, stats, qg = prepare(args, graph, feeds)
     pairs = sorted({str(p) for p in qg.config.values()})
