@@ -38,7 +38,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = [
-    "MR", "NR", "pack_weights", "gemm_int32", "gemm_acc",
+    "MR", "NR", "peak_gops", "pack_weights", "gemm_int32", "gemm_acc",
 ]
 
 MR = 6    # rows of the register tile (output pixels / GEMM rows)
@@ -178,6 +178,17 @@ def _vdpwssd(typingctx, acc, a, b):
         return builder.call(fn, [args[0], builder.bitcast(args[1], _V32W),
                                  builder.bitcast(args[2], _V32W)])
     return zmm(acc, a, b), codegen
+
+
+@intrinsic
+def _vsum(typingctx, v):
+    """Wrapping int32 sum of the 16 lanes, as int64."""
+    def codegen(context, builder, sig, args):
+        s = builder.extract_element(args[0], ir.Constant(_I32, 0))
+        for i in range(1, 16):
+            s = builder.add(s, builder.extract_element(args[0], ir.Constant(_I32, i)))
+        return builder.sext(s, ir.IntType(64))
+    return types.int64(v), codegen
 
 
 XOR8 = -2139062144    # 0x80808080 as int32: uint8 <-> int8 by flipping the top bit of each byte
@@ -533,6 +544,100 @@ def _mk_w16_1(A, o0, taps, steps, Bp, pb, xm, T):
     _vstore(T, 32, c02)
     _vstore(T, 48, c03)
 
+
+
+@njit(cache=True, nogil=True)
+def _peak_b8(iters, seed):
+    """Register-only loop of 24 independent dpbusd per iteration (the machine's peak)."""
+    a = _vsplat(seed)
+    b = _vsplat(seed + 1)
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = c18 = c19 = c20 = c21 = c22 = c23 = _vzero()
+    for _ in range(iters):
+        c0 = _vdpbusd(c0, a, b)
+        c1 = _vdpbusd(c1, a, b)
+        c2 = _vdpbusd(c2, a, b)
+        c3 = _vdpbusd(c3, a, b)
+        c4 = _vdpbusd(c4, a, b)
+        c5 = _vdpbusd(c5, a, b)
+        c6 = _vdpbusd(c6, a, b)
+        c7 = _vdpbusd(c7, a, b)
+        c8 = _vdpbusd(c8, a, b)
+        c9 = _vdpbusd(c9, a, b)
+        c10 = _vdpbusd(c10, a, b)
+        c11 = _vdpbusd(c11, a, b)
+        c12 = _vdpbusd(c12, a, b)
+        c13 = _vdpbusd(c13, a, b)
+        c14 = _vdpbusd(c14, a, b)
+        c15 = _vdpbusd(c15, a, b)
+        c16 = _vdpbusd(c16, a, b)
+        c17 = _vdpbusd(c17, a, b)
+        c18 = _vdpbusd(c18, a, b)
+        c19 = _vdpbusd(c19, a, b)
+        c20 = _vdpbusd(c20, a, b)
+        c21 = _vdpbusd(c21, a, b)
+        c22 = _vdpbusd(c22, a, b)
+        c23 = _vdpbusd(c23, a, b)
+    s = _vsum(c0) + _vsum(c1) + _vsum(c2) + _vsum(c3) + _vsum(c4) + _vsum(c5) + _vsum(c6) + _vsum(c7) + _vsum(c8) + _vsum(c9) + _vsum(c10) + _vsum(c11) + _vsum(c12) + _vsum(c13) + _vsum(c14) + _vsum(c15) + _vsum(c16) + _vsum(c17) + _vsum(c18) + _vsum(c19) + _vsum(c20) + _vsum(c21) + _vsum(c22) + _vsum(c23)
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _peak_w16(iters, seed):
+    """Register-only loop of 24 independent dpwssd per iteration (the machine's peak)."""
+    a = _vsplat(seed)
+    b = _vsplat(seed + 1)
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = c18 = c19 = c20 = c21 = c22 = c23 = _vzero()
+    for _ in range(iters):
+        c0 = _vdpwssd(c0, a, b)
+        c1 = _vdpwssd(c1, a, b)
+        c2 = _vdpwssd(c2, a, b)
+        c3 = _vdpwssd(c3, a, b)
+        c4 = _vdpwssd(c4, a, b)
+        c5 = _vdpwssd(c5, a, b)
+        c6 = _vdpwssd(c6, a, b)
+        c7 = _vdpwssd(c7, a, b)
+        c8 = _vdpwssd(c8, a, b)
+        c9 = _vdpwssd(c9, a, b)
+        c10 = _vdpwssd(c10, a, b)
+        c11 = _vdpwssd(c11, a, b)
+        c12 = _vdpwssd(c12, a, b)
+        c13 = _vdpwssd(c13, a, b)
+        c14 = _vdpwssd(c14, a, b)
+        c15 = _vdpwssd(c15, a, b)
+        c16 = _vdpwssd(c16, a, b)
+        c17 = _vdpwssd(c17, a, b)
+        c18 = _vdpwssd(c18, a, b)
+        c19 = _vdpwssd(c19, a, b)
+        c20 = _vdpwssd(c20, a, b)
+        c21 = _vdpwssd(c21, a, b)
+        c22 = _vdpwssd(c22, a, b)
+        c23 = _vdpwssd(c23, a, b)
+    s = _vsum(c0) + _vsum(c1) + _vsum(c2) + _vsum(c3) + _vsum(c4) + _vsum(c5) + _vsum(c6) + _vsum(c7) + _vsum(c8) + _vsum(c9) + _vsum(c10) + _vsum(c11) + _vsum(c12) + _vsum(c13) + _vsum(c14) + _vsum(c15) + _vsum(c16) + _vsum(c17) + _vsum(c18) + _vsum(c19) + _vsum(c20) + _vsum(c21) + _vsum(c22) + _vsum(c23)
+    return s
+
+
+
+def peak_gops(fam="b8", seconds=0.05):
+    """Measure the peak of ``vpdpbusd`` ("b8", 128 int ops per instruction) or ``vpdpwssd``
+    ("w16", 64) on this core with a register-only loop; returns GOP/s (best of 5)."""
+    import time
+    fn = _peak_b8 if fam == "b8" else _peak_w16
+    ops_per_iter = 24 * (128 if fam == "b8" else 64)
+    fn(10, 1)
+    iters = 1000
+    while True:
+        t0 = time.perf_counter()
+        fn(iters, 1)
+        dt = time.perf_counter() - t0
+        if dt > seconds / 5:
+            break
+        iters *= 4
+    best = dt
+    for _ in range(4):
+        t0 = time.perf_counter()
+        fn(iters, 1)
+        best = min(best, time.perf_counter() - t0)
+    return ops_per_iter * iters / best / 1e9
 
 
 # ---------------------------------------------------------------------------------------
