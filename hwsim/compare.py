@@ -28,7 +28,6 @@ import math
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -240,13 +239,12 @@ def compare(model, profiles: Sequence, calib, *, target_sqnr: float | None = Non
                 if bar is not None:
                     bar.update(len(profs))
         else:
-            import multiprocessing as mp
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
-                futs = [ex.submit(_run_family, model, profs, calib, kwargs, outs) for profs, outs in tasks]
-                for f in as_completed(futs):
-                    raw.extend(f.result())
-                    if bar is not None:
-                        bar.update(len(f.result()))
+            from .parallel import map_in_processes
+
+            calls = [("hwsim.compare", "_run_family", (model, profs, calib, kwargs, outs), {}) for profs, outs in tasks]
+            done = map_in_processes(calls, jobs, on_done=lambda i, r: bar.update(len(r)) if bar is not None else None)
+            for r in done:
+                raw.extend(r)
     finally:
         if bar is not None:
             bar.close()
