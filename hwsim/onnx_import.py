@@ -592,8 +592,8 @@ def _dynamic_reshape_target(name, v1, v2, in1, in2, allowzero) -> list[int]:
     elif rest:
         raise UnsupportedOpError(name, "Reshape", SUPPORTED_OPS,
                                  f"target shape entries {rest} depend on the dynamic input dimensions in a way "
-                                 "that is not a copied or inferred dimension; fix the non-batch ones with "
-                                 "load_model(..., fixed_dims={name: size})")
+                                 "that is not a copied or inferred dimension; fix the non-batch ones "
+                                 "(load_model(..., fixed_dims={name: size}), or --dim NAME=SIZE)")
     return target, allowzero
 
 

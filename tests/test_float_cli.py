@@ -103,3 +103,16 @@ def test_quant_modes_reach_hwsim_quant(tmp_path, mobilenet, capsys):
                str(tmp_path / "missing_profile.yaml")])
     err = capsys.readouterr().err
     assert rc == 2 and "missing_profile.yaml" in err and err.count("\n") == 1
+
+
+def test_run_with_fixed_dim(tmp_path, capsys):
+    from pathlib import Path
+    model = Path(__file__).parent / "data" / "models" / "encoder_dynamo_dynseq_op18.onnx"
+    np.savez(tmp_path / "in.npz", ids=np.ones((2, 12), np.int64), mask=np.ones((2, 12), np.int64))
+    args = ["run", str(model), "--input", str(tmp_path / "in.npz")]
+    assert main(args) == 2 and "fixed_dims" in capsys.readouterr().err
+    assert main(args + ["--dim", "seq=12", "--out", str(tmp_path / "o.npz")]) == 0
+    with np.load(tmp_path / "o.npz") as z:
+        assert z["logits"].shape == (2, 3)
+    assert main(args + ["--dim", "seq=twelve"]) == 2
+    assert "expected NAME=SIZE" in capsys.readouterr().err

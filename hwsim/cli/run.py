@@ -14,7 +14,7 @@ import numpy as np
 
 from hwsim.errors import ConfigError
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute", "parse_dims"]
 
 HELP = "execute a model (float, fake-quant or integer) on an input and save every output"
 DESCRIPTION = """\
@@ -38,6 +38,9 @@ def add_arguments(p) -> None:
                    help="float: NumPy float32 reference; fake: quantize-dequantize simulation; "
                         "int: integer kernels with the profile's arithmetic (default: float)")
     p.add_argument("--out", "-o", metavar="OUT.npz", help="write every graph output here, keyed by output name")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="fix a named dynamic input dimension (e.g. --dim seq=128; repeatable); "
+                        "the batch dimension may stay dynamic")
     q = p.add_argument_group("quantized modes (--mode fake|int)")
     q.add_argument("--profile", metavar="P.yaml", help="hardware profile (required for fake/int)")
     q.add_argument("--calib", metavar="DATA", help="calibration data (.npy/.npz, a batch of inputs); "
@@ -53,6 +56,17 @@ def add_arguments(p) -> None:
     q.add_argument("--json", metavar="OUT.json",
                    help="write the quantization parameters, the integer report and the --compare table as JSON "
                         "(in float mode: the outputs' shapes and value ranges)")
+
+
+def parse_dims(items) -> dict[str, int]:
+    """``["seq=128", "h=32"]`` -> ``{"seq": 128, "h": 32}``; ConfigError on a malformed entry."""
+    out = {}
+    for it in items:
+        name, sep, val = it.partition("=")
+        if not sep or not name.strip() or not val.strip().isdigit() or int(val) <= 0:
+            raise ConfigError(f"--dim {it!r}: expected NAME=SIZE with a positive integer size, e.g. seq=128")
+        out[name.strip()] = int(val)
+    return out
 
 
 def execute(args, graph, feeds) -> dict[str, np.ndarray]:
@@ -82,7 +96,7 @@ def run(args) -> int:
     elif not args.profile:
         raise ConfigError(f"--mode {args.mode} needs --profile P.yaml")
     t0 = time.perf_counter()
-    graph = load_model(args.model)
+    graph = load_model(args.model, fixed_dims=parse_dims(getattr(args, "dim", None) or []))
     feeds = load_array_file(args.input, list(graph.input_names))
     t1 = time.perf_counter()
     outputs = execute(args, graph, feeds)
