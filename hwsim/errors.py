@@ -37,6 +37,9 @@ class ProfileError(HwsimError):
         self.detail = message
         super().__init__(f"{self.file}: {key_path}: {message}" if key_path else f"{self.file}: {message}")
 
+    def __reduce__(self):  # picklable (errors cross process boundaries in hwsim.parallel)
+        return type(self), (self.file, self.key_path, self.detail)
+
 
 class ModelError(HwsimError):
     """A model cannot be read or is inconsistent (missing file, bad graph, bad shapes)."""
@@ -50,9 +53,13 @@ class UnsupportedOpError(ModelError):
         self.op_type = op_type
         self.supported = tuple(sorted(supported))
         why = f" ({reason})" if reason else ""
+        self.reason = reason
         super().__init__(
             f"node '{node_name}': op {op_type} is not supported{why}; supported ops: {', '.join(self.supported)}"
         )
+
+    def __reduce__(self):
+        return type(self), (self.node_name, self.op_type, self.supported, self.reason)
 
 
 class DataError(HwsimError):

@@ -23,3 +23,16 @@ def test_a_user_error_in_a_worker_is_raised_unchanged(tmp_path):
 def test_a_crash_carries_the_worker_traceback():
     with pytest.raises(RuntimeError, match="ValueError"):
         map_in_processes([("builtins", "int", ("not a number",), {})], jobs=1)
+
+
+def test_every_error_type_survives_pickling():
+    import pickle
+
+    from hwsim import errors
+
+    samples = [errors.ProfileError("f.yaml", "a.b", "bad"), errors.UnsupportedOpError("n1", "Foo", ["Conv"], "why"),
+               *(cls("one line") for cls in (errors.ModelError, errors.DataError, errors.ConfigError,
+                                             errors.GroupError, errors.KernelError))]
+    for e in samples:
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
