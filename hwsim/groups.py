@@ -147,6 +147,9 @@ class QuantizerGroups(Sequence):
             raise GroupError(f"a choice needs {len(self.groups)} candidate indices, got {len(choice)}")
         cfg = {}
         for g, i in zip(self.groups, choice):
+            if not 0 <= int(i) < len(g.candidates):
+                raise GroupError(f"group {g.name}: candidate index {i} out of range (it has "
+                                 f"{len(g.candidates)}: {', '.join(map(str, g.candidates))})")
             for op in g.ops:
                 cfg[op] = g.candidates[i]
         order = {n.name: k for k, n in enumerate(self.model.nodes)}
