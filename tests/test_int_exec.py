@@ -267,3 +267,19 @@ def test_integer_token_ids_gather_a_quantized_embedding_table():
     assert np.array_equal(raw["e"], p.quantize(emb)[ids])           # gathered codes of the quantized table
     rep = compare(qg, {"ids": ids})
     assert rep.outputs["y"]["sqnr_int_db"] > 30 and rep.outputs["y"]["max_lsb"] <= 1
+
+
+def test_x86_int16_pair_saturation_is_counted_and_shows_where_fake_quant_misleads(mnet):
+    from importlib import resources
+    g, _, _ = mnet
+    with resources.as_file(resources.files("hwsim.hw_profiles") / "cpu_onnxruntime.yaml") as f:
+        doc = copy.deepcopy(yaml.safe_load(f.read_text()))
+    doc["arithmetic"]["int16_pair_saturation"] = True      # emulate a non-VNNI x86 (vpmaddubsw)
+    doc.pop("sources", None)
+    prof = parse_profile(doc, "no_vnni.yaml")
+    x = 4 * np.random.default_rng(3).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    qg = quantize_graph(g, prof, calibrate(g, x, progress=False), "W8A8")
+    rep = compare(qg, {"input": x})
+    assert sum(r.pair_saturations for r in rep.rows) > 0 and "pair saturations" in rep.table()
+    out = rep.outputs["logits"]
+    assert out["sqnr_int_db"] < out["sqnr_fake_db"] - 3          # fake-quant cannot see it

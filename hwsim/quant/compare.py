@@ -78,6 +78,7 @@ class NodeComparison:
     out_clamped: int
     float_island: bool
     cause: str = ""
+    pair_saturations: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +111,10 @@ class CompareReport:
             lines.append(f"{r.node[:28]:<28} {r.op[:18]:<18} {kind:<12} {r.pair or '-':<6} {db(r.sqnr_fake_db):>9} "
                          f"{db(r.sqnr_int_db):>9} {r.max_lsb:>7d} {100 * r.frac_diff:>6.2f}% {r.local_max_lsb:>5d} "
                          f"{r.acc_overflows:>6d}")
+        sat = [r for r in self.rows if r.pair_saturations]
+        if sat:
+            lines.append("x86 int16 pair saturations (vpmaddubsw emulation): "
+                         + ", ".join(f"{r.node} ({r.pair_saturations})" for r in sat))
         lines.append("")
         for name, o in self.outputs.items():
             lines.append(f"output {name}: SQNR fake {db(o['sqnr_fake_db'])} dB, int {db(o['sqnr_int_db'])} dB, "
@@ -150,8 +155,12 @@ def _cause(qg: QuantizedGraph, node, plan) -> str:
         return f"integer rescaling of {node.op} ({scheme} multiplier)"
     if plan.kind == "dynamic":
         return "per-batch input quantization"
-    return (f"{scheme} requantization (multiplier precision, tie rule, exact integer sums vs float32 sums"
-            + (", accumulator overflow)" if plan.accumulator_bits and plan.accumulator_bits < 32 else ")"))
+    extra = ""
+    if plan.accumulator_bits and plan.accumulator_bits < 32:
+        extra += ", accumulator overflow"
+    if plan.pairwise_int16:
+        extra += ", int16 pair saturation"
+    return f"{scheme} requantization (multiplier precision, tie rule, exact integer sums vs float32 sums{extra})"
 
 
 def compare(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray]) -> CompareReport:
@@ -194,7 +203,8 @@ def compare(qg: QuantizedGraph, feeds: Mapping[str, np.ndarray]) -> CompareRepor
                 sqnr_fake_db=sqnr_db(fl, fk), sqnr_int_db=sqnr_db(fl, it), max_lsb=mx, frac_diff=fr,
                 local_max_lsb=lmx, local_frac_diff=lfr,
                 acc_overflows=0 if nr is None else nr.acc_overflows, out_clamped=0 if nr is None else nr.out_clamped,
-                float_island=plan.kind in ("float_island", "float"), cause=_cause(qg, n, plan)))
+                float_island=plan.kind in ("float_island", "float"), cause=_cause(qg, n, plan),
+                pair_saturations=0 if nr is None else nr.pair_saturations))
     outputs = {}
     for t in g.outputs:
         p = qg.act.get(t)

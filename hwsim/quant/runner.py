@@ -134,6 +134,9 @@ def run_mode(args, graph, feeds) -> dict[str, np.ndarray]:
         ov = {k: r.acc_overflows for k, r in report.nodes.items() if r.acc_overflows}
         print(f"accumulator overflows: {report.total_overflows}"
               + (f" in {', '.join(f'{k} ({v})' for k, v in ov.items())}" if ov else ""))
+        ps = sum(r.pair_saturations for r in report.nodes.values())
+        if ps:
+            print(f"x86 int16 pair saturations: {ps}")
     if getattr(args, "compare", False):
         cmp = compare(qg, feeds)
         print(cmp.table())
