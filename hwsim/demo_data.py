@@ -24,7 +24,7 @@ import numpy as np
 from .errors import DataError
 
 __all__ = ["DEMO_INPUT_NAME", "DEMO_OUTPUT_NAME", "demo_model_path", "load_demo_data", "demo_model_bytes",
-           "demo_accuracy"]
+           "demo_accuracy", "demo_qdq_model"]
 
 DEMO_INPUT_NAME = "input"
 DEMO_OUTPUT_NAME = "logits"
@@ -113,3 +113,53 @@ def demo_accuracy(pairs=("W8A8", "W4A8", "W8A16"), profile="cpu_onnxruntime", ob
         rows.append({"bits": str(pair), "accuracy": float((pred == ty).mean()), "correct": int((pred == ty).sum()),
                      "total": int(len(ty)), "sqnr_db": float(sqnr_db(ref, out))})
     return rows
+
+
+_ACT = {"uint8": "QUInt8", "int8": "QInt8", "int16": "QInt16", "uint16": "QUInt16"}
+_WEIGHT = {"int8": "QInt8", "int4": "QInt4"}
+
+
+def demo_qdq_model(activation: str = "uint8", weight: str = "int8", fmt: str = "qdq",
+                   n_calib: int = 64) -> bytes:
+    """The demo model quantized by onnxruntime's own quantizer (``quantize_static``), as bytes.
+
+    A third-party quantized model for ``hwsim validate`` without any download: per-channel
+    weights, calibrated on the first ``n_calib`` packaged calibration digits.
+    int16/uint16 activations and int4 weights need opset 21; the model is converted first.
+
+    Parameters
+    ----------
+    activation : "uint8", "int8", "int16" or "uint16".
+    weight : "int8" or "int4".
+    fmt : "qdq" (QuantizeLinear/DequantizeLinear pairs) or "qoperator" (QLinearConv ...).
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if activation not in _ACT or weight not in _WEIGHT or fmt not in ("qdq", "qoperator"):
+        from .errors import ConfigError
+        raise ConfigError(f"demo_qdq_model: activation must be one of {sorted(_ACT)}, weight one of "
+                          f"{sorted(_WEIGHT)}, fmt qdq or qoperator; got {activation!r}, {weight!r}, {fmt!r}")
+    calib = load_demo_data()[0][:n_calib]
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{DEMO_INPUT_NAME: calib[i:i + 32]} for i in range(0, len(calib), 32)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "float.onnx"
+        m = onnx.load_from_string(demo_model_bytes())
+        if activation in ("int16", "uint16") or weight == "int4":
+            m = onnx.version_converter.convert_version(m, 21)
+        onnx.save(m, str(src))
+        dst = Path(tmp) / "q.onnx"
+        quantize_static(str(src), str(dst), _Reader(),
+                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                        per_channel=True, activation_type=getattr(QuantType, _ACT[activation]),
+                        weight_type=getattr(QuantType, _WEIGHT[weight]))
+        return dst.read_bytes()

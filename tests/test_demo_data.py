@@ -55,3 +55,14 @@ def test_demo_model_float_accuracy_with_onnxruntime():
     # dynamic batch: one image at a time gives the same logits
     one = sess.run(None, {"input": test_x[3:4]})[0]
     np.testing.assert_allclose(one, logits[3:4], rtol=1e-5, atol=1e-5)
+
+
+def test_demo_qdq_model_validates_bit_exact():
+    from hwsim.demo_data import demo_qdq_model
+    from hwsim.validate import validate
+
+    _, test_x, _ = load_demo_data()
+    m = onnx.load_from_string(demo_qdq_model("int8"))
+    assert sum(n.op_type == "QuantizeLinear" for n in m.graph.node) >= 8
+    rep = validate(m, {"input": test_x[:32]})
+    assert rep.bit_exact and rep.ort_integer_path
