@@ -1020,6 +1020,8 @@ def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | N
         except Exception as e:
             raise ModelError(f"{default_name}: cannot inline model-local functions ({type(e).__name__})") from None
     g = proto.graph
+    # stale value_info (left by graph-editing tools) would override inference: recompute all
+    del g.value_info[:]
     shapes1, dtypes = _infer(proto, 1)
     shapes2, _ = _infer(proto, 2)
     ctx = _Ctx(opset, shapes1, shapes2, dtypes, name or (g.name if default_name == "model" else default_name) or "model")

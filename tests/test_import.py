@@ -335,3 +335,17 @@ def test_qdq_model_runs_in_float_with_runtime_conv_weight():
     assert [n.op for n in g.nodes] == ["QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv"]
     x = {"x": rand(2, 3, 8, 8)}
     assert_close(run_float(g, x), run_ort(m, x))
+
+
+def test_stale_value_info_is_ignored():
+    """A wrong value_info left by a graph-editing tool does not mislead the importer."""
+    m = build_mobilenet_like()
+    for n in m.graph.node:
+        if n.op_type == "Conv":
+            m.graph.value_info.append(helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, [7, 7]))
+    g = load_model(m)
+    every_tensor_has_shape(g)
+    assert g.shapes[g.nodes[0].outputs[0]] == (1, 8, 16, 16)
+    x = {"input": rand(2, 3, 32, 32)}
+    m2 = build_mobilenet_like()
+    assert_close(run_float(g, x), run_ort(m2, x))
