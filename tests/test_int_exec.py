@@ -283,3 +283,16 @@ def test_x86_int16_pair_saturation_is_counted_and_shows_where_fake_quant_mislead
     assert sum(r.pair_saturations for r in rep.rows) > 0 and "pair saturations" in rep.table()
     out = rep.outputs["logits"]
     assert out["sqnr_int_db"] < out["sqnr_fake_db"] - 3          # fake-quant cannot see it
+
+
+@pytest.mark.parametrize("profile", [ORT, TFL], ids=["onnxruntime", "tflite_reference"])
+def test_random_mixed_precision_configs_from_the_group_graph_run_and_agree(mnet, profile):
+    from hwsim.groups import build_groups
+    g, x, stats = mnet
+    groups = build_groups(g, profile)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        choice = tuple(int(rng.integers(len(gr.candidates))) for gr in groups)
+        rep = compare(quantize_graph(g, profile, stats, groups.config_for(choice)), {"input": x[:2]})
+        assert max(r.local_max_lsb for r in rep.rows) <= 1
+        assert rep.int_report.total_overflows == 0
