@@ -20,9 +20,13 @@ without an integer kernel) those nodes may differ by 1 LSB in isolation (float32
 different order), and the ±1 LSB tolerance applies to them; end-to-end differences are
 reported as they are.
 
-Session options: ``session.qdqisint8allowed=1`` makes onnxruntime on x86 fuse int8-activation
-QDQ groups into its integer kernels (without it they run as float Conv/Add); uint8 groups
-are fused either way.
+Session options (measured with onnxruntime 1.31 on x86-64): the QDQ fusions into integer
+kernels happen at graph optimization level ``ORT_ENABLE_EXTENDED`` or higher (with
+``ORT_DISABLE_ALL`` / ``ORT_ENABLE_BASIC`` every Conv/Add/Gemm runs in float between DQ and Q);
+``session.qdqisint8allowed=1`` is needed for int8-activation groups (without it the first
+Conv/Add groups of an int8 model run in float), uint8 groups are fused either way; int16
+activations and int4 weights are never fused (float Conv/MatMul/Gemm). :func:`validate` uses
+``ORT_ENABLE_ALL`` (the default) plus ``session.qdqisint8allowed=1``.
 
 Examples
 --------
