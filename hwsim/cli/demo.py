@@ -23,8 +23,9 @@ def add_arguments(p):
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--export", metavar="DIR",
-                   help="only copy the shipped model and data to DIR as files (digits_cnn.onnx, calib.npy, "
-                        "test_x.npy, test_y.npy) to try the other commands on, then exit")
+                   help="only write the shipped model and data to DIR as files to try the other commands on "
+                        "(digits_cnn.onnx, calib.npy, test_x.npy, test_y.npy, and digits_cnn_qdq.onnx: the model "
+                        "quantized by onnxruntime's own quantize_static, for `hwsim validate`), then exit")
 
 
 def export_demo_files(out_dir) -> dict:
@@ -44,7 +45,40 @@ def export_demo_files(out_dir) -> dict:
         buf = io.BytesIO()
         np.save(buf, arr)
         files[name] = atomic_write_bytes(out / name, buf.getvalue())
+    files["digits_cnn_qdq.onnx"] = _quantize_with_onnxruntime(files["digits_cnn.onnx"], calib,
+                                                              out / "digits_cnn_qdq.onnx")
     return files
+
+
+def _quantize_with_onnxruntime(model_path, calib, dst):
+    """A third-party quantized model: onnxruntime.quantization.quantize_static, QDQ format,
+    uint8 activations, per-channel int8 weights."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from hwsim.demo_data import DEMO_INPUT_NAME
+    from hwsim.io import atomic_write_bytes
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter([{DEMO_INPUT_NAME: calib[i:i + 64]} for i in range(0, len(calib), 64)])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    import logging
+
+    with tempfile.TemporaryDirectory() as tmp:
+        q = Path(tmp) / "q.onnx"
+        logging.disable(logging.WARNING)     # quantize_static advises pre-processing on the root logger
+        try:
+            quantize_static(str(model_path), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        return atomic_write_bytes(dst, q.read_bytes())
 
 
 def run(args) -> int:
