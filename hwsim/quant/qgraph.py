@@ -676,6 +676,11 @@ class Quantizer:
                     else "subtraction of a constant: integer Add of its quantized negation")
         if self.dynamic:
             kind = "dynamic" if n.op in ("Conv", "Gemm", "MatMul") and _weight_input(g, n) is not None else "float"
+        if kind == "int":
+            wide = [tensor_bits[t] for t in n.inputs if t in tensor_bits and tensor_bits[t] > 16]
+            if wide:
+                raise ConfigError(f"node '{n.name}' ({n.op}): {max(wide)}-bit activations have no integer kernel "
+                                  "(8- and 16-bit activations are supported)")
         dpos = set(self.data_pos[n.name])
         ins = tuple(act.get(t) if (i in dpos and t) else None for i, t in enumerate(n.inputs))
         derived = None
