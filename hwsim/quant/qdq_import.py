@@ -374,7 +374,7 @@ def import_quantized(model) -> QModel:
         seen.add(nm)
         named.append((nm, n))
 
-    producer = {o: (nm, n) for nm, n in named for o in n.output if o}
+    name_by_id = {id(n): nm for nm, n in named}
     consumers: dict[str, list[tuple[str, onnx.NodeProto]]] = {}
     for nm, n in named:
         for t in n.input:
@@ -399,7 +399,6 @@ def import_quantized(model) -> QModel:
         return fmt.storage_dtype
 
     dqs: dict[str, _DQ] = {}      # DQ output -> info
-    qs: dict[str, _Q] = {}        # Q input -> info (only Qs with a non-constant input)
     q_by_name: dict[str, _Q] = {}
     for nm, n in named:
         if n.op_type == "DequantizeLinear":
@@ -491,7 +490,7 @@ def import_quantized(model) -> QModel:
             kinds.add("qdq")
         else:
             continue
-        src_of[nm] = (nm,) + ((act[0],) if act else ()) + (_name_of(named, q.node),)
+        src_of[nm] = (nm,) + ((act[0],) if act else ()) + (name_by_id[id(q.node)],)
         skipped.update(src_of[nm][1:])
 
     # ---- pass 2: emit ---------------------------------------------------------------------
@@ -506,11 +505,8 @@ def import_quantized(model) -> QModel:
         op = n.op_type
         if op == "DequantizeLinear" or op == "QuantizeLinear":
             a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
-            ins = (ins[0], ins[1], _zp_name(n, np.uint8))
-            if op == "DequantizeLinear" and ins[0] in consts:
-                emitted.append(Node(nm, op, ins, tuple(n.output), a))   # const DQ: folded below
-            else:
-                emitted.append(Node(nm, op, ins, tuple(n.output), a))
+            # (a DequantizeLinear of a constant is folded into a float constant below)
+            emitted.append(Node(nm, op, (ins[0], ins[1], _zp_name(n, np.uint8)), tuple(n.output), a))
             continue
         if op in QOPERATOR_OPS:
             a, ins = _normalize(nm, op, _attrs(n), n.input, consts, shapes, opset)
@@ -585,13 +581,6 @@ def import_quantized(model) -> QModel:
     kind = "mixed" if len(kinds) > 1 else (kinds.pop() if kinds else "qdq")
     return QModel(graph, formats, qparams, kind, tuple(i for i in islands if any(n.name == i for n in final)),
                   {k: v for k, v in src_of.items()})
-
-
-def _name_of(named, node):
-    for nm, n in named:
-        if n is node:
-            return nm
-    return node.name
 
 
 #: op -> position of its output zero-point input (its output scale is the input before).
