@@ -276,6 +276,8 @@ def _elementwise(node, inputs, ctx):
     fn = qadd if (plan.as_op or node.op) == "Add" else qmul
     y = fn(a, b, (float(a_p.scale), int(a_p.zero_point)), (float(b_p.scale), int(b_p.zero_point)),
            (float(out.scale), int(out.zero_point)), out.fmt.storage_dtype.name, scheme=scheme)
+    if out.fmt.bits not in (8, 16) or out.fmt.narrow:       # e.g. 4-bit codes stored in int8
+        y = np.clip(y, out.fmt.qmin, out.fmt.qmax).astype(y.dtype)
     _rec(ctx, node, plan)
     return (y,)
 
