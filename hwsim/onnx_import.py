@@ -68,8 +68,8 @@ FOLD_ONLY_OPS = frozenset({
 })
 """Ops accepted only when all their inputs are constant (they are evaluated at import)."""
 
-REMOVED_OPS = frozenset({"Identity", "Dropout", "CastLike"})
-"""Ops removed at import (their output is their input, a constant, or a ``Cast``)."""
+REMOVED_OPS = frozenset({"Identity", "Dropout", "CastLike", "Upsample"})
+"""Ops removed at import (their output is their input, a constant, a ``Cast``; ``Upsample`` becomes ``Resize``)."""
 
 SUPPORTED_OPS = frozenset(OPS) | FOLD_ONLY_OPS | REMOVED_OPS
 """Every op type the importer accepts (runtime ops in :data:`hwsim.opset.OPS`)."""
@@ -729,6 +729,83 @@ def _n_split(ctx, name, inputs, outputs, attrs):
     ctx.emit(name, "Split", [x], outputs, {"axis": axis, "split": sizes})
 
 
+_COORD_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn",
+                "half_pixel_symmetric")
+
+
+def _n_resize(ctx, name, inputs, outputs, attrs, upsample=False):
+    op = "Upsample" if upsample else "Resize"
+    x = inputs[0]
+    r = ctx.rank(x, name)
+    s1, s2 = ctx.shape1(x), ctx.shape2(x)
+    if s1 is None or s2 is None:
+        raise ModelError(f"node '{name}' ({op}): the input shape is unknown")
+    mode = attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"mode={mode!r} (nearest and linear are supported)")
+    mode = "linear" if mode == "bilinear" else mode
+    old = upsample or ctx.opset < 11
+    if int(attrs.get("antialias", 0)):
+        raise UnsupportedOpError(name, op, SUPPORTED_OPS, "antialias=1")
+    if attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"keep_aspect_ratio_policy={attrs['keep_aspect_ratio_policy']!r}")
+    ctm = "asymmetric" if old else attrs.get("coordinate_transformation_mode", "half_pixel")
+    if ctm not in _COORD_MODES:
+        raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"coordinate_transformation_mode={ctm!r}")
+    axes = _ints(attrs["axes"]) if "axes" in attrs else tuple(range(r))
+    axes = tuple(a % r for a in axes)
+    scales_in = sizes_in = None
+    if upsample and "scales" in attrs:
+        scales_in = [float(v) for v in attrs["scales"]]
+    elif old:
+        scales_in = [float(v) for v in ctx.const(inputs[1], name, f"{op} scales").reshape(-1)]
+    else:
+        if len(inputs) > 2 and inputs[2] and ctx.const(inputs[2], name, "Resize scales").size:
+            scales_in = [float(v) for v in ctx.const(inputs[2], name, "Resize scales").reshape(-1)]
+        elif len(inputs) > 3 and inputs[3]:
+            f = ctx.known.get(inputs[3])
+            if f is None:
+                raise UnsupportedOpError(name, op, SUPPORTED_OPS, "the output sizes are computed at run time")
+            v1, v2 = _ints(f.v1), _ints(f.v2)
+            sizes_in = []
+            for i, a in enumerate(axes):
+                if v1[i] != v2[i]:   # batch-dependent entry: must just keep the input's dimension
+                    if not (v1[i] == s1[a] and v2[i] == s2[a]):
+                        raise UnsupportedOpError(name, op, SUPPORTED_OPS, "output sizes that scale with the batch")
+                    sizes_in.append(0)
+                else:
+                    sizes_in.append(v1[i])
+        else:
+            raise ModelError(f"node '{name}' (Resize): neither scales nor sizes given")
+    scales, sizes = [1.0] * r, [0] * r
+    for i, a in enumerate(axes):
+        if scales_in is not None:
+            sc = scales_in[i]
+            out = int(np.floor(s1[a] * sc)) if sc != 1.0 else 0
+        else:
+            out = sizes_in[i]
+            if out == 0 or out == s1[a]:
+                continue
+            sc = out / s1[a]
+        if sc == 1.0 and not out:
+            continue
+        if s1[a] != s2[a]:
+            raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"resizing the dynamic axis {a}")
+        if sc <= 0:
+            raise ModelError(f"node '{name}' ({op}): scale {sc} on axis {a} must be positive")
+        scales[a], sizes[a] = float(sc), int(out)
+    if old:   # Upsample / Resize-10: truncate when enlarging, round up when shrinking (onnxruntime)
+        resized = [sc for sc, n in zip(scales, sizes) if n]
+        nearest_mode = "ceil" if resized and all(sc < 1 for sc in resized) else "floor"
+    else:
+        nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
+        if nearest_mode not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+            raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"nearest_mode={nearest_mode!r}")
+    ctx.emit(name, "Resize", [x], outputs[:1], {"mode": mode, "coordinate_transformation_mode": ctm,
+                                                "nearest_mode": nearest_mode, "scales": tuple(scales),
+                                                "sizes": tuple(sizes)})
+
+
 def _n_gather(ctx, name, inputs, outputs, attrs):
     r = ctx.rank(inputs[0], name)
     ctx.emit(name, "Gather", inputs[:2], outputs[:1], {"axis": int(attrs.get("axis", 0)) % r})
@@ -758,6 +835,7 @@ _NORMALIZERS: dict[str, Callable] = {
     "LeakyRelu": _n_leaky_relu,
     "Expand": _n_expand,
     "Split": _n_split,
+    "Resize": _n_resize,
     "Softmax": _n_softmax,
     "Concat": _n_concat,
     "Reshape": _n_reshape,
@@ -777,6 +855,10 @@ for _op in ("MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "HardSwish", "S
             "Sqrt", "GlobalAveragePool", "GlobalMaxPool", "PRelu", "Neg", "Exp", "Equal", "Where"):
     _NORMALIZERS[_op] = _n_plain(_op)
 assert set(_NORMALIZERS) == set(OPS) - {"Identity"}, set(OPS) ^ set(_NORMALIZERS)
+_IMPORT_ONLY: dict[str, Callable] = {
+    "Upsample": lambda ctx, name, inputs, outputs, attrs: _n_resize(ctx, name, inputs, outputs, attrs, upsample=True),
+}
+"""Deprecated op types imported as a runtime op of another type."""
 
 
 # --------------------------------------------------------------------------------------
@@ -1108,7 +1190,7 @@ def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | N
         if op in FOLD_ONLY_OPS:
             raise UnsupportedOpError(name, op, SUPPORTED_OPS,
                                      "supported only when its inputs are constants (folded at import)")
-        _NORMALIZERS[op](ctx, name, ins, outs, _attrs(node))
+        (_NORMALIZERS.get(op) or _IMPORT_ONLY[op])(ctx, name, ins, outs, _attrs(node))
 
     # graph outputs keep their names
     nodes = ctx.nodes

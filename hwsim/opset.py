@@ -91,6 +91,7 @@ OPS: dict[str, OpSpec] = {
     "ReduceMax": OpSpec(_E, passthrough=True),
     "Expand": OpSpec(_D, passthrough=True),
     "Split": OpSpec(_D),                              # several outputs, each its own tensor
+    "Resize": OpSpec(_E),                             # nearest is value-preserving, linear is not
     # masks and type conversions (attention masks in transformer exports); not quantized
     "Equal": OpSpec(_E, multi_input=True),
     "Where": OpSpec(_E, multi_input=True),
@@ -138,6 +139,7 @@ NORMALISED_ATTRS.update({
     "Gather": ("axis",),
     "Expand": ("shape",),
     "Split": ("axis", "split"),
+    "Resize": ("mode", "coordinate_transformation_mode", "nearest_mode", "scales", "sizes"),
     "Cast": ("to",),
     "QuantizeLinear": ("axis", "saturate"),
     "DequantizeLinear": ("axis", "saturate"),

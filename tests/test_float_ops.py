@@ -418,3 +418,78 @@ def test_split(opset, how):
     m = make_model([node], [("x", ["N", c, 5])], [("a", None), ("b", None), ("c", None)], inits, opset=opset)
     g = check(m, {"x": rand(2, c, 5)})
     assert g.nodes[0].op == "Split" and sum(g.nodes[0].attrs["split"]) == g.shapes["x"][g.nodes[0].attrs["axis"]]
+
+
+# ---- Resize / Upsample ----------------------------------------------------------------------
+RESIZE_CTM = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"]
+
+
+RESIZE_MODES = [(ctm, mode, nm) for ctm in RESIZE_CTM
+                for mode, nm in [("nearest", "round_prefer_floor"), ("nearest", "round_prefer_ceil"),
+                                 ("nearest", "floor"), ("nearest", "ceil"), ("linear", None)]
+                if not (ctm == "tf_half_pixel_for_nn" and mode == "linear")]   # a nearest-neighbour mode
+
+
+@pytest.mark.parametrize("ctm,mode,nearest_mode", RESIZE_MODES)
+@pytest.mark.parametrize("scales", [(1, 1, 2.0, 2.0), (1, 1, 0.5, 0.75), (1, 1, 1.5, 3.0)])
+def test_resize_scales(ctm, mode, nearest_mode, scales):
+    attrs = {"mode": mode, "coordinate_transformation_mode": ctm}
+    if nearest_mode:
+        attrs["nearest_mode"] = nearest_mode
+    m = single_op_model("Resize", [(2, 3, 6, 8)], {1: np.array([], np.float32), 2: np.array(scales, np.float32)},
+                        attrs, opset=13)
+    check(m, {"x0": rand(2, 3, 6, 8)})
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("sizes,opset", [((2, 3, 12, 5), 13), ((2, 3, 3, 16), 11), ((2, 3, 7, 9), 19)])
+def test_resize_sizes(mode, sizes, opset):
+    empty = np.array([], np.float32)    # opset 11/12: roi and scales must be given (empty)
+    m = single_op_model("Resize", [(2, 3, 6, 8)], {1: empty, 2: empty, 3: np.array(sizes, np.int64)},
+                        {"mode": mode, "coordinate_transformation_mode": "half_pixel"}, opset=opset)
+    check(m, {"x0": rand(2, 3, 6, 8)})
+
+
+def test_resize_axes_and_half_pixel_symmetric():
+    m = single_op_model("Resize", [(2, 3, 6, 8)], {1: None, 2: np.array([1.5, 2.0], np.float32)},
+                        {"mode": "linear", "axes": [2, 3], "coordinate_transformation_mode": "half_pixel_symmetric"},
+                        opset=19)
+    check(m, {"x0": rand(2, 3, 6, 8)})
+
+
+def test_resize_sizes_from_dynamic_batch_shape_chain():
+    """F.interpolate(x, size=(12, 16)) as TorchScript writes it: sizes = Concat(Shape(x)[:2], [12, 16])."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "z", "two"], ["nc"]),
+             helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+             helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+    inits = [("z", np.array([0], np.int64)), ("two", np.array([2], np.int64)), ("hw", np.array([12, 16], np.int64))]
+    m = make_model(nodes, [("x", ["N", 3, 6, 8])], [("y", None)], inits)
+    g = load_model(m)
+    assert [n.op for n in g.nodes] == ["Resize"] and g.nodes[0].attrs["sizes"] == (0, 0, 12, 16)
+    for b in (1, 3):
+        x = {"x": rand(b, 3, 6, 8)}
+        ref = run_ort(m, x)["y"]
+        assert np.array_equal(run_float(g, x)["y"], ref)
+
+
+@pytest.mark.parametrize("opset,mode,scales", [(7, "nearest", [1.0, 1.0, 2.0, 2.0]), (7, "linear", [1, 1, 2, 1.5]),
+                                               (9, "nearest", [1, 1, 3, 2]), (9, "linear", [1, 1, 2, 2]),
+                                               (10, "nearest", [1, 1, 2, 3]), (10, "linear", [1, 1, 0.5, 0.5])])
+def test_upsample_and_resize10(opset, mode, scales):
+    if opset == 7:
+        m = single_op_model("Upsample", [(1, 2, 4, 6)], attrs={"mode": mode, "scales": scales}, opset=7)
+    elif opset == 9:
+        m = single_op_model("Upsample", [(1, 2, 4, 6)], {1: np.array(scales, np.float32)}, {"mode": mode}, opset=9)
+    else:
+        m = single_op_model("Resize", [(1, 2, 4, 6)], {1: np.array(scales, np.float32)}, {"mode": mode}, opset=10)
+    g = check(m, {"x0": rand(1, 2, 4, 6)})
+    assert g.nodes[0].op == "Resize"
+
+
+def test_resize_unsupported_modes_fail_at_import():
+    from hwsim.errors import UnsupportedOpError
+    m = single_op_model("Resize", [(1, 2, 4, 6)], {1: None, 2: np.array([1, 1, 2, 2], np.float32)}, {"mode": "cubic"})
+    with pytest.raises(UnsupportedOpError, match="mode='cubic'"):
+        load_model(m)

@@ -16,7 +16,7 @@ array([0., 2.], dtype=float32)
 """
 from __future__ import annotations
 
-from . import conv, elementwise as ew, gemm, normalization as norm, pool, quantize, shape
+from . import conv, elementwise as ew, gemm, normalization as norm, pool, quantize, resize, shape
 
 __all__ = ["FLOAT_OPS"]
 
@@ -66,6 +66,7 @@ FLOAT_OPS = {
     "ReduceMax": norm.reduce_max,
     "Expand": shape.expand,
     "Split": shape.split,
+    "Resize": resize.resize,
     "QuantizeLinear": quantize.quantize_linear,
     "DequantizeLinear": quantize.dequantize_linear,
 }
