@@ -63,13 +63,14 @@ MIN_OPSET = 7
 
 FOLD_ONLY_OPS = frozenset({
     "Constant", "Shape", "Size", "ConstantOfShape", "Range", "Less", "Greater",
-    "Floor", "Ceil", "Not", "And", "Or", "Min", "Max", "Abs", "Tile",
+    "Floor", "Ceil", "Not", "And", "Or", "Abs", "Tile",
     "ReduceProd", "ReduceMin", "Log", "Reciprocal", "Mod",
 })
 """Ops accepted only when all their inputs are constant (they are evaluated at import)."""
 
-REMOVED_OPS = frozenset({"Identity", "Dropout", "CastLike", "Upsample"})
-"""Ops removed at import (their output is their input, a constant, a ``Cast``; ``Upsample`` becomes ``Resize``)."""
+REMOVED_OPS = frozenset({"Identity", "Dropout", "CastLike", "Upsample", "Min", "Max"})
+"""Ops removed at import: their output is their input, a constant or a ``Cast``; ``Upsample``
+becomes ``Resize``; ``Max``/``Min`` with a scalar constant become ``Clip``."""
 
 SUPPORTED_OPS = frozenset(OPS) | FOLD_ONLY_OPS | REMOVED_OPS
 """Every op type the importer accepts (runtime ops in :data:`hwsim.opset.OPS`)."""
@@ -515,6 +516,32 @@ def _n_cast(ctx, name, inputs, outputs, attrs):
     ctx.emit(name, "Cast", inputs[:1], outputs[:1], {"to": to})
 
 
+def _n_gelu(ctx, name, inputs, outputs, attrs):
+    approx = attrs.get("approximate", "none")
+    if approx not in ("none", "tanh"):
+        raise UnsupportedOpError(name, "Gelu", SUPPORTED_OPS, f"approximate={approx!r}")
+    ctx.emit(name, "Gelu", inputs[:1], outputs[:1], {"approximate": approx})
+
+
+def _n_min_max_as_clip(op):
+    """``Max(x, c)`` / ``Min(x, c)`` with a scalar constant ``c`` (ReLU / ReLU6 written with
+    Max and Min, as some TensorFlow exports do) becomes ``Clip``."""
+    def f(ctx, name, inputs, outputs, attrs):
+        real = [t for t in inputs if t]
+        consts = [t for t in real if ctx.is_const(t)]
+        runtime = [t for t in real if not ctx.is_const(t)]
+        if len(real) == 2 and len(runtime) == 1 and ctx.known[consts[0]].v1.size == 1:
+            c = float(ctx.const(consts[0], name, f"{op} bound").reshape(()))
+            rs, cs = ctx.shape1(runtime[0]), ctx.known[consts[0]].v1.shape
+            if rs is not None and len(cs) <= len(rs):
+                lo, hi = (c, np.inf) if op == "Max" else (-np.inf, c)
+                ctx.emit(name, "Clip", runtime, outputs[:1], {"min": float(lo), "max": float(hi)})
+                return
+        raise UnsupportedOpError(name, op, SUPPORTED_OPS, "only with one tensor and one scalar constant "
+                                 "(imported as Clip) or with constant inputs (folded)")
+    return f
+
+
 def _n_leaky_relu(ctx, name, inputs, outputs, attrs):
     ctx.emit(name, "LeakyRelu", inputs[:1], outputs[:1], {"alpha": float(attrs.get("alpha", 0.01))})
 
@@ -836,6 +863,7 @@ _NORMALIZERS: dict[str, Callable] = {
     "Expand": _n_expand,
     "Split": _n_split,
     "Resize": _n_resize,
+    "Gelu": _n_gelu,
     "Softmax": _n_softmax,
     "Concat": _n_concat,
     "Reshape": _n_reshape,
@@ -856,6 +884,8 @@ for _op in ("MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "HardSwish", "S
     _NORMALIZERS[_op] = _n_plain(_op)
 assert set(_NORMALIZERS) == set(OPS) - {"Identity"}, set(OPS) ^ set(_NORMALIZERS)
 _IMPORT_ONLY: dict[str, Callable] = {
+    "Max": _n_min_max_as_clip("Max"),
+    "Min": _n_min_max_as_clip("Min"),
     "Upsample": lambda ctx, name, inputs, outputs, attrs: _n_resize(ctx, name, inputs, outputs, attrs, upsample=True),
 }
 """Deprecated op types imported as a runtime op of another type."""

@@ -493,3 +493,22 @@ def test_resize_unsupported_modes_fail_at_import():
     m = single_op_model("Resize", [(1, 2, 4, 6)], {1: None, 2: np.array([1, 1, 2, 2], np.float32)}, {"mode": "cubic"})
     with pytest.raises(UnsupportedOpError, match="mode='cubic'"):
         load_model(m)
+
+
+@pytest.mark.parametrize("approximate", [None, "none", "tanh"])
+def test_gelu(approximate):
+    attrs = {} if approximate is None else {"approximate": approximate}
+    check(single_op_model("Gelu", [(3, 17)], attrs=attrs, opset=20), {"x0": rand(3, 17, lo=-6, hi=6)})
+
+
+def test_relu6_written_with_max_min_becomes_clip():
+    nodes = [helper.make_node("Max", ["x", "zero"], ["a"]), helper.make_node("Min", ["six", "a"], ["y"])]
+    m = make_model(nodes, [("x", ["N", 5])], [("y", None)],
+                   [("zero", np.array(0.0, np.float32)), ("six", np.array([6.0], np.float32))])
+    g = check(m, {"x": rand(2, 5, lo=-9, hi=9)})
+    assert [(n.op, n.attrs["min"], n.attrs["max"]) for n in g.nodes] == [("Clip", 0.0, np.inf), ("Clip", -np.inf, 6.0)]
+    from hwsim.errors import UnsupportedOpError
+    m = make_model([helper.make_node("Max", ["x", "x2"], ["y"], name="mx")], [("x", ["N", 5]), ("x2", ["N", 5])],
+                   [("y", None)])
+    with pytest.raises(UnsupportedOpError, match="node 'mx'"):
+        load_model(m)

@@ -36,6 +36,7 @@ FLOAT_OPS = {
     "Sigmoid": ew.sigmoid,
     "Tanh": ew.tanh,
     "Erf": ew.erf,
+    "Gelu": ew.gelu,
     "Sqrt": ew.sqrt,
     "MaxPool": pool.max_pool,
     "AveragePool": pool.average_pool,

@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["add", "sub", "mul", "div", "pow_", "relu", "clip", "hard_sigmoid", "hard_swish",
            "sigmoid", "tanh", "erf", "sqrt", "erf_array", "leaky_relu", "prelu", "neg", "exp", "equal",
-           "where", "cast"]
+           "where", "cast", "gelu"]
 
 
 def _same(y, like):
@@ -154,3 +154,14 @@ def cast(node, inputs, ctx=None):
         with np.errstate(invalid="ignore"):
             return (np.trunc(x).astype(to),)
     return (x.astype(to),)
+
+
+def gelu(node, inputs, ctx=None):
+    """GELU (ONNX opset 20): exact ``0.5 x (1 + erf(x / sqrt 2))`` or the ``tanh`` approximation."""
+    x = inputs[0]
+    xd = x.astype(np.float64)
+    if node.attrs.get("approximate", "none") == "tanh":
+        y = 0.5 * xd * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (xd + 0.044715 * xd ** 3)))
+    else:
+        y = 0.5 * xd * (1.0 + erf_array(xd / np.sqrt(2.0)))
+    return (y.astype(x.dtype),)
