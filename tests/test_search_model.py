@@ -187,3 +187,22 @@ def test_cli_search_writes_files_resumes_and_rejects_bad_input(demo, tmp_path, c
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x" / "config.yaml").exists()
+
+
+def test_api_rejects_bad_arguments(demo):
+    from hwsim.errors import ConfigError, DataError
+    g, calib, tx, ty = demo
+    with pytest.raises(ConfigError):
+        search(g, "cpu_onnxruntime", calib)                                   # no budget
+    with pytest.raises(ConfigError):
+        search(g, "cpu_onnxruntime", calib, target_sqnr=30, max_drop=1)       # two budgets
+    with pytest.raises(ConfigError):
+        search(g, "cpu_onnxruntime", calib, target_sqnr=30, labels=ty, eval_data=tx)
+    with pytest.raises(DataError):
+        search(g, "cpu_onnxruntime", calib, max_drop=1, labels=ty[:10], eval_data=tx)
+    bad = calib.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(DataError):
+        search(g, "cpu_onnxruntime", bad, target_sqnr=30)
+    with pytest.raises(ConfigError):
+        search(g, "cpu_onnxruntime", calib, target_sqnr=30, cost_metric="speed")
