@@ -1,20 +1,41 @@
 """Where the public kernels ask for a fast path.
 
 The portable Numba kernels (gemm.py, conv.py, depthwise.py) are correct everywhere. A fast
-path (explicit AVX-512 VNNI, kernels/vnni.py) registers here by CPU feature; the public
-functions call :func:`fast_path` and fall back to the portable kernel when it returns None.
-Every fast path must be bit-exact with the portable one (tests compare them).
+path (explicit AVX-512 VNNI, :mod:`hwsim.kernels.vnni`) is offered here when the CPU has
+the instructions (:func:`hwsim.kernels.cpu.kernel_path`; ``HWSIM_KERNEL_PATH=portable``
+turns it off) and the problem is one the fast path computes bit for bit like the portable
+path (no accumulator overflow possible, no pair-saturation emulation, weights that fit the
+instruction's operand). Otherwise :func:`fast_path` returns None and the caller runs the
+portable kernel.
+
+Example
+-------
+>>> import numpy as np
+>>> from hwsim.kernels import GemmParams, dispatch
+>>> x = np.zeros((4, 8), np.uint8); w = np.zeros((8, 3), np.int8)
+>>> fn = dispatch.fast_path("gemm", x=x, w=w, bias=None, params=GemmParams())
+>>> fn is None or callable(fn)
+True
 """
 from __future__ import annotations
+
+from . import cpu
 
 __all__ = ["fast_path"]
 
 
 def fast_path(kind: str, **problem):
     """Return a callable computing the same result as the portable ``kind`` kernel for
-    ``problem`` (dtypes, pair, accumulator/overflow settings), or None when no faster
-    path exists on this CPU for it.
+    ``problem`` (``x``, ``w``, ``bias``, ``params``), or None when no faster path exists on
+    this CPU for it.
 
-    ``kind`` is one of ``"gemm"``, ``"conv"``, ``"depthwise"``.
+    ``kind`` is one of ``"gemm"``, ``"conv"``, ``"depthwise"``. The callable is invoked as
+    ``fn(x_q, w_q, bias_q, params)`` and returns ``(array, KernelStats)``.
     """
-    return None
+    if cpu.kernel_path() != "vnni":
+        return None
+    from . import vnni
+    plan = {"gemm": vnni.gemm_plan, "conv": vnni.conv_plan, "depthwise": vnni.depthwise_plan}.get(kind)
+    if plan is None:
+        return None
+    return plan(problem.get("x"), problem.get("w"), problem.get("bias"), problem.get("params"))

@@ -37,6 +37,9 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
+from . import fixedpoint as fp
+from .requant import requantize_value
+
 __all__ = [
     "MR", "NR", "peak_gops", "pack_weights", "gemm_int32", "gemm_acc",
 ]
@@ -202,7 +205,7 @@ XOR16 = -2147450880   # 0x80008000 as int32: uint16 <-> int16
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
+def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """6x64 tile: uint8 activations (int8 ones flipped by xm) x int8 weights, vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
     c10 = c11 = c12 = c13 = _vzero()
@@ -211,7 +214,7 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
     c40 = c41 = c42 = c43 = _vzero()
     c50 = c51 = c52 = c53 = _vzero()
     xv = _vsplat(xm)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
         p1 = o1 + d
@@ -219,7 +222,7 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
         p3 = o3 + d
         p4 = o4 + d
         p5 = o5 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             b0 = _vload(Bp, pb)
             b1 = _vload(Bp, pb + 64)
             b2 = _vload(Bp, pb + 128)
@@ -288,7 +291,7 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
+def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """6x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
     c10 = c11 = c12 = c13 = _vzero()
@@ -299,7 +302,7 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
     xv = _vsplat(xm)
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
         p1 = o1 + d
@@ -307,7 +310,7 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
         p3 = o3 + d
         p4 = o4 + d
         p5 = o5 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             v0 = _vload(Bp, pb)
             v1 = _vload(Bp, pb + 64)
             pb += 128
@@ -378,7 +381,7 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
+def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """6x64 tile: int16 activations (uint16 ones flipped by xm) x int16 weights, vpdpwssd."""
     c00 = c01 = c02 = c03 = _vzero()
     c10 = c11 = c12 = c13 = _vzero()
@@ -387,7 +390,7 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
     c40 = c41 = c42 = c43 = _vzero()
     c50 = c51 = c52 = c53 = _vzero()
     xv = _vsplat(xm)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
         p1 = o1 + d
@@ -395,7 +398,7 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
         p3 = o3 + d
         p4 = o4 + d
         p5 = o5 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             b0 = _vload(Bp, pb)
             b1 = _vload(Bp, pb + 64)
             b2 = _vload(Bp, pb + 128)
@@ -464,14 +467,14 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, steps, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b8_1(A, o0, taps, steps, Bp, pb, xm, T):
+def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """1x64 tile: uint8 activations (int8 ones flipped by xm) x int8 weights, vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
     xv = _vsplat(xm)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             b0 = _vload(Bp, pb)
             b1 = _vload(Bp, pb + 64)
             b2 = _vload(Bp, pb + 128)
@@ -490,16 +493,16 @@ def _mk_b8_1(A, o0, taps, steps, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_1(A, o0, taps, steps, Bp, pb, xm, T):
+def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """1x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
     xv = _vsplat(xm)
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             v0 = _vload(Bp, pb)
             v1 = _vload(Bp, pb + 64)
             pb += 128
@@ -520,14 +523,14 @@ def _mk_b4_1(A, o0, taps, steps, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_1(A, o0, taps, steps, Bp, pb, xm, T):
+def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
     """1x64 tile: int16 activations (uint16 ones flipped by xm) x int16 weights, vpdpwssd."""
     c00 = c01 = c02 = c03 = _vzero()
     xv = _vsplat(xm)
-    for t in range(taps.shape[0]):
+    for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
-        for _s in range(steps):
+        for _s in range(tsteps[t]):
             b0 = _vload(Bp, pb)
             b1 = _vload(Bp, pb + 64)
             b2 = _vload(Bp, pb + 128)
@@ -640,6 +643,8 @@ def peak_gops(fam="b8", seconds=0.05):
     return ops_per_iter * iters / best / 1e9
 
 
+MB = 96   # rows per task: 16 register tiles reuse one weight panel
+
 # ---------------------------------------------------------------------------------------
 # Weight packing: W[t, c, n] (taps x input channels x output channels) -> panels of 64
 # output channels, consumed linearly by the microkernels.
@@ -723,147 +728,538 @@ def _colsum(W):
                 s[n] += W[t, c, n]
     return s
 
-MB = 96   # rows per task: 16 register tiles reuse one weight panel
+
+@njit(cache=True, nogil=True)
+def _acc_at(T, T64, blocked, i, c):
+    if blocked:
+        return T64[i] + c
+    return np.int64(T[i]) + c
+
+
+@njit(cache=True, nogil=True)
+def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
+              mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
+    """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
+    mode 0: ``out = acc``; mode 1: ``out = requantize_value(acc, ...)`` — the portable
+    path's own per-element function (:mod:`hwsim.kernels.requant`). Output element
+    ``(m, n)`` is ``out[orow[m] + n * sn]``. Returns the number of clamped outputs."""
+    clamped = 0
+    if mode == 0:
+        for m in range(m0, m1):
+            base = (m - m0) * NR - n0
+            o = orow[m]
+            for n in range(n0, n1):
+                out[o + n * sn] = _acc_at(T, T64, blocked, base + n, corr[n])
+        return 0
+    if code == 0:
+        lo = amin - zy
+        hi = amax - zy
+        if sn == 1:
+            for m in range(m0, m1):
+                base = (m - m0) * NR - n0
+                o = orow[m]
+                for n in range(n0, n1):
+                    r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, base + n, corr[n]), mf[n], lo, hi)
+                    out[o + n] = r + zy
+                    clamped += k
+        else:
+            for n in range(n0, n1):
+                o = n * sn
+                for m in range(m0, m1):
+                    r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]),
+                                            mf[n], lo, hi)
+                    out[orow[m] + o] = r + zy
+                    clamped += k
+        return clamped
+    for n in range(n0, n1):
+        o = n * sn
+        for m in range(m0, m1):
+            v, k = requantize_value(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]), code, mult[n],
+                                    m0s[n], shift[n], bterm[n], zy, amin, amax, rnd)
+            out[orow[m] + o] = v
+            clamped += k
+    return clamped
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gemm_i32_b8(A, rows, taps, steps, Bp, pstride, N, xm, corr, out):
-    """int32 accumulators (wrapping) of all rows x all 64-channel panels, plus corr[n]."""
+def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
+    there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
+    go to ``clamps``."""
     M = rows.shape[0]
     npan = (N + NR - 1) // NR
     nmb = (M + MB - 1) // MB
+    nblk = blocks.shape[0] - 1
     for task in prange(nmb * npan):
         mb = task // npan
         p = task % npan
         m0 = mb * MB
         m1 = min(M, m0 + MB)
         T = np.empty(MB * NR, np.int32)
-        pb = p * pstride
-        m = m0
-        while m + MR <= m1:
-            _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                      taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += MR
-        while m < m1:
-            _mk_b8_1(A, rows[m], taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += 1
-        n0 = p * NR
-        n1 = min(N, n0 + NR)
-        for m in range(m0, m1):
-            for n in range(n0, n1):
-                out[m, n] = T[(m - m0) * NR + n - n0] + corr[n]
+        T64 = np.zeros(MB * NR if nblk > 1 else 1, np.int64)
+        for bi in range(nblk):
+            t0 = blocks[bi]
+            t1 = blocks[bi + 1]
+            pb = p * pstride + tbo[t0]
+            m = m0
+            while m + MR <= m1:
+                _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += MR
+            while m < m1:
+                _mk_b8_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += 1
+            if nblk > 1:
+                for i in range((m1 - m0) * NR):
+                    T64[i] += T[i]
+        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gemm_i32_b4(A, rows, taps, steps, Bp, pstride, N, xm, corr, out):
-    """int32 accumulators (wrapping) of all rows x all 64-channel panels, plus corr[n]."""
+def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
+    there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
+    go to ``clamps``."""
     M = rows.shape[0]
     npan = (N + NR - 1) // NR
     nmb = (M + MB - 1) // MB
+    nblk = blocks.shape[0] - 1
     for task in prange(nmb * npan):
         mb = task // npan
         p = task % npan
         m0 = mb * MB
         m1 = min(M, m0 + MB)
         T = np.empty(MB * NR, np.int32)
-        pb = p * pstride
-        m = m0
-        while m + MR <= m1:
-            _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                      taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += MR
-        while m < m1:
-            _mk_b4_1(A, rows[m], taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += 1
-        n0 = p * NR
-        n1 = min(N, n0 + NR)
-        for m in range(m0, m1):
-            for n in range(n0, n1):
-                out[m, n] = T[(m - m0) * NR + n - n0] + corr[n]
+        T64 = np.zeros(MB * NR if nblk > 1 else 1, np.int64)
+        for bi in range(nblk):
+            t0 = blocks[bi]
+            t1 = blocks[bi + 1]
+            pb = p * pstride + tbo[t0]
+            m = m0
+            while m + MR <= m1:
+                _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += MR
+            while m < m1:
+                _mk_b4_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += 1
+            if nblk > 1:
+                for i in range((m1 - m0) * NR):
+                    T64[i] += T[i]
+        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gemm_i32_w16(A, rows, taps, steps, Bp, pstride, N, xm, corr, out):
-    """int32 accumulators (wrapping) of all rows x all 64-channel panels, plus corr[n]."""
+def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
+    there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
+    go to ``clamps``."""
     M = rows.shape[0]
     npan = (N + NR - 1) // NR
     nmb = (M + MB - 1) // MB
+    nblk = blocks.shape[0] - 1
     for task in prange(nmb * npan):
         mb = task // npan
         p = task % npan
         m0 = mb * MB
         m1 = min(M, m0 + MB)
         T = np.empty(MB * NR, np.int32)
-        pb = p * pstride
-        m = m0
-        while m + MR <= m1:
-            _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                      taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += MR
-        while m < m1:
-            _mk_w16_1(A, rows[m], taps, steps, Bp, pb, xm, T[(m - m0) * NR:])
-            m += 1
-        n0 = p * NR
-        n1 = min(N, n0 + NR)
-        for m in range(m0, m1):
-            for n in range(n0, n1):
-                out[m, n] = T[(m - m0) * NR + n - n0] + corr[n]
+        T64 = np.zeros(MB * NR if nblk > 1 else 1, np.int64)
+        for bi in range(nblk):
+            t0 = blocks[bi]
+            t1 = blocks[bi + 1]
+            pb = p * pstride + tbo[t0]
+            m = m0
+            while m + MR <= m1:
+                _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += MR
+            while m < m1:
+                _mk_w16_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                m += 1
+            if nblk > 1:
+                for i in range((m1 - m0) * NR):
+                    T64[i] += T[i]
+        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
-_GEMM_I32 = {"b8": _gemm_i32_b8, "b4": _gemm_i32_b4, "w16": _gemm_i32_w16}
+_RUN = {"b8": _run_b8, "b4": _run_b4, "w16": _run_w16}
+_INT32_MAX = 2 ** 31 - 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _to_nhwc(x, pt, pl, Hp, Wp, Cp, pad, out):
+    """x (N, C, H, W) -> out (N, Hp, Wp, Cp), border filled with ``pad``, extra channels 0."""
+    NB, C, H, W = x.shape
+    for bh in prange(NB * Hp):
+        b = bh // Hp
+        h = bh % Hp
+        ih = h - pt
+        for w in range(Wp):
+            iw = w - pl
+            inside = 0 <= ih < H and 0 <= iw < W
+            for c in range(Cp):
+                if c >= C:
+                    out[b, h, w, c] = 0
+                elif inside:
+                    out[b, h, w, c] = x[b, c, ih, iw]
+                else:
+                    out[b, h, w, c] = pad
+
+
+class PackedWeights:
+    """Weights packed for one family: ``bp`` bytes, ``steps`` per tap, ``pstride`` bytes per
+    panel, ``colsum`` (int64 per output channel), ``maxabs`` (max |w - zw|)."""
+
+    __slots__ = ("fam", "bp", "steps", "pstride", "colsum", "maxabs", "ntaps", "n")
+
+    def __init__(self, w3, fam):
+        T, C, N = w3.shape
+        self.fam = fam
+        self.ntaps = T
+        self.n = N
+        if fam == "w16":
+            self.steps = (C + 1) // 2
+            self.bp = _pack16(np.ascontiguousarray(w3, dtype=np.int16), self.steps).view(np.uint8)
+        elif fam == "b8":
+            self.steps = (C + 3) // 4
+            self.bp = _pack8(np.ascontiguousarray(w3, dtype=np.int8), self.steps).view(np.uint8)
+        else:
+            self.steps = (C + 3) // 4
+            self.bp = _pack4(np.ascontiguousarray(w3, dtype=np.int8), self.steps)
+        self.pstride = T * self.steps * (128 if fam == "b4" else 256)
+        w64 = np.ascontiguousarray(w3, dtype=np.int64)
+        self.colsum = _colsum(w64)
+        self.maxabs = int(np.abs(w64).max()) if w64.size else 0
 
 
 def pack_weights(w3, fam):
-    """Pack ``w3[t, c, n]`` (taps x input channels x output channels, integer values) for
-    the microkernels of family ``fam`` ("b8": int8, "b4": int4 values in [-8, 7], "w16":
-    int16). Returns ``(Bp as uint8 bytes, steps per tap, bytes per 64-channel panel,
-    column sums as int64)``."""
-    w3 = np.ascontiguousarray(w3)
-    T, C, N = w3.shape
-    if fam == "w16":
-        steps = (C + 1) // 2
-        bp = _pack16(w3.astype(np.int16), steps).view(np.uint8)
-    else:
-        steps = (C + 3) // 4
-        bp = (_pack8(w3.astype(np.int8), steps).view(np.uint8) if fam == "b8"
-              else _pack4(w3.astype(np.int8), steps))
-    per_step = 128 if fam == "b4" else 256
-    return bp, steps, T * steps * per_step, _colsum(w3.astype(np.int64))
+    """Pack centred weights ``w3[t, c, n]`` (taps x input channels x output channels) for
+    family ``fam`` ("b8": values in int8, "b4": in [-8, 7], "w16": in int16)."""
+    return PackedWeights(np.asarray(w3), fam)
 
 
-def gemm_int32(a, w, za=0, bias=None, *, fam=None):
-    """``sum_k (a[m,k] - za) * w[k,n] + bias[n]`` with int32 wrap-around, on VNNI.
-
-    ``a``: uint8, int8, int16 or uint16 (M, K); ``w``: integer (K, N) whose values fit the
-    family ("b8"/"b4" for 8-bit activations, "w16" for 16-bit ones). Test/bench helper;
-    the dispatched kernels use :func:`gemm_acc` with packed weights.
-    """
-    a = np.ascontiguousarray(a)
-    M, K = a.shape
-    N = w.shape[1]
-    if fam is None:
-        fam = "w16" if a.dtype.itemsize == 2 else "b8"
-    bp, steps, pstride, cs = pack_weights(w.reshape(1, K, N), fam)
-    out = np.empty((M, N), np.int32)
-    gemm_acc(a, bp, steps, pstride, cs, N, fam, za, bias, out)
-    return out
-
-
-def gemm_acc(a, bp, steps, pstride, colsum, N, fam, za, bias, out):
-    """Fill int32 ``out[M, N]`` with the wrapped accumulators of ``a`` x packed weights."""
-    M, K = a.shape
-    g = 2 if fam == "w16" else 4
-    if K % g:
-        ap = np.zeros((M, steps * g), a.dtype)
-        ap[:, :K] = a
-        a = ap
-    lda = a.shape[1] * a.dtype.itemsize
-    xm = XOR8 if a.dtype == np.int8 else (XOR16 if a.dtype == np.uint16 else 0)
-    zeff = int(za) + (128 if a.dtype == np.int8 else 0) - (32768 if a.dtype == np.uint16 else 0)
-    corr = -zeff * colsum
+def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtype, zx, bias,
+        requant=None, kblock_bound=_INT32_MAX, bsteps=None):
+    """Run the fused kernel. ``a_bytes``: activations as a flat uint8 view; ``rows`` byte
+    offset of each output row's first tap; ``taps``/``tsteps`` byte offset and 4-byte steps
+    of each tap. ``kmax_x`` bounds |activation as the kernel sees it| (after the xor flip).
+    Splits the taps into blocks whose int32 partial sums cannot overflow. Returns the clamp
+    count (0 without requantization)."""
+    fam = pw.fam
+    xm = XOR8 if x_kernel_dtype == np.int8 else (XOR16 if x_kernel_dtype == np.uint16 else 0)
+    zeff = int(zx) + (128 if x_kernel_dtype == np.int8 else 0) - (32768 if x_kernel_dtype == np.uint16 else 0)
+    N = pw.n
+    corr = -zeff * pw.colsum
     if bias is not None:
-        corr = corr + np.asarray(bias, np.int64)
-    corr = ((corr + 2**31) % 2**32 - 2**31).astype(np.int32)
-    rows = np.arange(M, dtype=np.int64) * lda
-    taps = np.zeros(1, np.int64)
-    _GEMM_I32[fam](a.reshape(-1).view(np.uint8), rows, taps, steps, bp, pstride, N, xm, corr, out)
+        corr = corr + bias
+    corr = np.ascontiguousarray(corr, dtype=np.int64)
+    # K blocks: each block's raw partial sums stay inside int32
+    per_elem = max(1, kmax_x * pw.maxabs)
+    g = 2 if fam == "w16" else 4
+    ntaps = taps.shape[0]
+    blocks = [0]
+    acc = 0
+    for t in range(ntaps):
+        k = int(tsteps[t]) * g * per_elem
+        if k > kblock_bound:
+            raise ValueError("tap too large for an int32 block")
+        if acc + k > kblock_bound:
+            blocks.append(t)
+            acc = 0
+        acc += k
+    blocks.append(ntaps)
+    blocks = np.asarray(blocks, np.int64)
+    tbo = np.arange(ntaps, dtype=np.int64) * ((bsteps or pw.steps) * (128 if fam == "b4" else 256))
+    M = rows.shape[0]
+    ntask = ((M + MB - 1) // MB) * ((N + NR - 1) // NR)
+    clamps = np.zeros(max(ntask, 1), np.int64)
+    if requant is None:
+        z1 = np.zeros(N, np.int64)
+        zf = np.zeros(N, np.float64)
+        args = (0, 0, np.zeros(N, np.float32), zf, z1, z1, np.zeros(N, np.float32), 0, 0, 0, 0)
+    else:
+        rp, code, rnd = requant
+        def per(a, dt):
+            a = np.asarray(a, dt)
+            return np.ascontiguousarray(np.broadcast_to(a, (N,)) if a.size == 1 else a)
+        args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
+                per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
+                rp.act_max, rnd)
+    _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
+              pw.pstride, N, xm, corr, orow, sn, out, *args, clamps)
+    return int(clamps.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# Planning: when is the fast path exactly the portable path, and with which family?
+# ---------------------------------------------------------------------------------------
+
+_PACK_CACHE: dict = {}
+
+
+def _weights_of(w_q):
+    """(integer weight array, is_int4, cache owner or None). PackedInt4 is unpacked."""
+    from .params import PackedInt4
+    if isinstance(w_q, PackedInt4):
+        owner = w_q if not w_q.data.flags.writeable else None
+        return w_q.unpack(), True, owner
+    w = np.asarray(w_q)
+    owner = w_q if (isinstance(w_q, np.ndarray) and not w_q.flags.writeable) else None
+    return w, False, owner
+
+
+def _cached_pack(owner, key, build):
+    """Packing is O(weights); cache it for read-only weight arrays (the executors' constants)."""
+    import weakref
+    if owner is None:
+        return build()
+    k = (id(owner),) + key
+    hit = _PACK_CACHE.get(k)
+    if hit is not None and hit[0]() is owner:
+        return hit[1]
+    pw = build()
+    if len(_PACK_CACHE) > 256:
+        _PACK_CACHE.clear()
+    _PACK_CACHE[k] = (weakref.ref(owner), pw)
+    return pw
+
+
+def _family(xdt, wc_min, wc_max, is_int4):
+    if xdt.itemsize == 1:
+        if is_int4 and -8 <= wc_min and wc_max <= 7:
+            return "b4"
+        if -128 <= wc_min and wc_max <= 127:
+            return "b8"
+        return None
+    if -32768 <= wc_min and wc_max <= 32767:
+        return "w16"
+    return None
+
+
+def _x_bounds(x, zx):
+    """(max |x - zx| by dtype, kernel-side max |x| by dtype)."""
+    info = np.iinfo(x.dtype)
+    centred = max(abs(int(info.min) - zx), abs(int(info.max) - zx))
+    kside = 255 if x.dtype.itemsize == 1 else 32768
+    return centred, kside
+
+
+def _x_data_bounds(x, zx):
+    if x.size == 0:
+        return 0, 0
+    lo, hi = int(x.min()), int(x.max())
+    centred = max(abs(lo - zx), abs(hi - zx))
+    if x.dtype == np.uint16:
+        lo, hi = lo - 32768, hi - 32768
+    if x.dtype.itemsize == 1:
+        return centred, 255
+    return centred, max(abs(lo), abs(hi))
+
+
+def _check_exact(x, zx, K, wmax, bias, accum):
+    """Bounds under which no running sum can leave the profile's accumulator (then the
+    portable semantics are the exact sum, which the fast path computes). Returns the
+    kernel-side activation bound, or None when the fast path does not apply."""
+    acc_max = min(accum.acc_max, 2 ** 62)
+    bmax = int(np.abs(bias).max()) if bias is not None and bias.size else 0
+    cx, kx = _x_bounds(x, zx)
+    if K * cx * wmax + bmax > acc_max or (x.dtype.itemsize == 2 and 2 * kx * wmax > _INT32_MAX):
+        cx, kx = _x_data_bounds(x, zx)
+        if K * cx * wmax + bmax > acc_max:
+            return None
+    g = 4 if x.dtype.itemsize == 1 else 2
+    if g * kx * max(wmax, 1) > _INT32_MAX:
+        return None
+    return kx
+
+
+def _bias64(bias, n):
+    if bias is None:
+        return None
+    b = np.asarray(bias)
+    if not np.issubdtype(b.dtype, np.integer) or b.size != n:
+        return False
+    return b.reshape(-1).astype(np.int64)
+
+
+def _requant_args(rp, n):
+    from .params import SCHEME_CODE
+    if rp is None:
+        return None
+    if rp.channels not in (1, n):
+        return False
+    return (rp, SCHEME_CODE[rp.scheme], fp.ROUNDING_CODE[rp.rounding])
+
+
+def _zw(zw, n):
+    z = np.asarray(zw, np.int64)
+    if z.size == 1:
+        return np.full(n, z[0], np.int64)
+    return z if z.size == n else None
+
+
+def gemm_plan(x, w, bias, params):
+    """A callable ``fn(x_q, w_q, bias_q, p) -> (y, KernelStats)`` equal to the portable
+    :func:`hwsim.kernels.qgemm` / ``gemm_acc`` for this problem, or None."""
+    from .params import KernelStats
+    x = np.asarray(x)
+    p = params
+    if x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16) or x.ndim < 1:
+        return None
+    wa, is4, owner = _weights_of(w)
+    if wa.ndim != 2 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
+        return None
+    K, N = wa.shape
+    if x.shape[-1] != K or K == 0 or N == 0:
+        return None
+    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+        return None
+    zw = _zw(p.w_zero_point, N)
+    b64 = _bias64(bias, N)
+    rq = _requant_args(p.requant, N)
+    if zw is None or b64 is False or rq is False:
+        return None
+    zx = int(p.x_zero_point)
+    info = np.iinfo(x.dtype)
+    if not info.min <= zx <= info.max:
+        return None
+    key = ("gemm", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
+
+    def build():
+        wc = wa.astype(np.int64) - zw[None, :]
+        fam = _family(x.dtype, int(wc.min()), int(wc.max()), is4)
+        if fam is None:
+            return None
+        return PackedWeights(wc.reshape(1, K, N), fam)
+    pw = _cached_pack(owner, key, build)
+    if pw is None:
+        return None
+    kx = _check_exact(x, zx, K, pw.maxabs, b64, p.accum)
+    if kx is None:
+        return None
+    lead = x.shape[:-1]
+    M = int(np.prod(lead)) if lead else 1
+
+    def fn(x_q, w_q, bias_q, pp):
+        x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
+        g = 4 if x2.dtype.itemsize == 1 else 2
+        if K % g:
+            xp = np.zeros((M, K + g - K % g), x2.dtype)
+            xp[:, :K] = x2
+            x2 = xp
+        isz = x2.dtype.itemsize
+        lda = x2.shape[1] * isz
+        total = pw.steps
+        chunk = max(1, min(total, _INT32_MAX // (g * kx * max(pw.maxabs, 1))))
+        ntaps = (total + chunk - 1) // chunk
+        # the packer laid out one tap of `steps`; taps here are consecutive chunks of it
+        taps = np.arange(ntaps, dtype=np.int64) * (chunk * 4)
+        tsteps = np.full(ntaps, chunk, np.int64)
+        tsteps[-1] = total - chunk * (ntaps - 1)
+        rows = np.arange(M, dtype=np.int64) * lda
+        orow = np.arange(M, dtype=np.int64) * N
+        if rq is None:
+            out = np.empty(M * N, np.int32 if pp.accum.bits <= 32 else np.int64)
+        else:
+            out = np.empty(M * N, rq[0].out_fmt.storage_dtype)
+        clamped = _run_chunked(x2.reshape(-1).view(np.uint8), rows, taps, tsteps, kx, pw, out, orow, 1,
+                               x2.dtype, zx, b64, rq, chunk)
+        stats = KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0, out_clamped=clamped)
+        return out.reshape(*lead, N), stats
+    return fn
+
+
+def _run_chunked(a_bytes, rows, taps, tsteps, kx, pw, out, orow, sn, xdt, zx, bias, rq, chunk):
+    """GEMM: the packed weights are one tap of K; its consecutive chunks act as taps."""
+    return run(a_bytes, rows, taps, tsteps, kx, pw, out, orow, sn, x_kernel_dtype=xdt, zx=zx, bias=bias,
+               requant=rq, bsteps=chunk)
+
+
+def conv_plan(x, w, bias, params):
+    """Fast path for a dense (groups == 1) NCHW convolution as an implicit GEMM over a
+    padded NHWC copy of the input (no im2col), or None."""
+    from .params import KernelStats
+    x = np.asarray(x)
+    p = params
+    if p.groups != 1 or x.ndim != 4 or x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
+        return None
+    wa, is4, owner = _weights_of(w)
+    if wa.ndim != 4 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
+        return None
+    NB, C, H, W = x.shape
+    Cout, Cg, KH, KW = wa.shape
+    if Cg != C or Cout == 0:
+        return None
+    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+        return None
+    zw = _zw(p.w_zero_point, Cout)
+    b64 = _bias64(bias, Cout)
+    rq = _requant_args(p.requant, Cout)
+    if zw is None or b64 is False or rq is False:
+        return None
+    zx = int(p.x_zero_point)
+    info = np.iinfo(x.dtype)
+    if not info.min <= zx <= info.max:
+        return None
+    pt, pl, pbm, pr = p.pads
+    (sh, sw), (dh, dw) = p.strides, p.dilations
+    OH = (H + pt + pbm - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        return None
+    g = 4 if x.dtype.itemsize == 1 else 2
+    Cp = (C + g - 1) // g * g
+    key = ("conv", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
+
+    def build():
+        wc = wa.astype(np.int64) - zw[:, None, None, None]
+        fam = _family(x.dtype, int(wc.min()), int(wc.max()), is4)
+        if fam is None:
+            return None
+        return PackedWeights(wc.transpose(2, 3, 1, 0).reshape(KH * KW, C, Cout), fam)
+    pw = _cached_pack(owner, key, build)
+    if pw is None:
+        return None
+    Kg = C * KH * KW
+    kx = _check_exact(x, zx, Kg, pw.maxabs, b64, p.accum)
+    if kx is None or pw.steps * g * kx * max(pw.maxabs, 1) > _INT32_MAX:
+        return None
+    Hp = max(H + pt + pbm, (OH - 1) * sh + dh * (KH - 1) + 1)
+    Wp = max(W + pl + pr, (OW - 1) * sw + dw * (KW - 1) + 1)
+    isz = x.dtype.itemsize
+    M = NB * OH * OW
+    OHW = OH * OW
+    mi = np.arange(M, dtype=np.int64)
+    b_, r_ = np.divmod(mi, OHW)
+    oh, ow = np.divmod(r_, OW)
+    rows = ((b_ * Hp + oh * sh) * Wp + ow * sw) * Cp * isz
+    orow = b_ * (Cout * OHW) + r_
+    kh, kw = np.divmod(np.arange(KH * KW, dtype=np.int64), KW)
+    taps = (kh * dh * Wp + kw * dw) * Cp * isz
+    tsteps = np.full(KH * KW, pw.steps, np.int64)
+
+    def fn(x_q, w_q, bias_q, pp):
+        xx = np.asarray(x_q)
+        xp = np.empty((NB, Hp, Wp, Cp), xx.dtype)
+        _to_nhwc(xx, pt, pl, Hp, Wp, Cp, zx, xp)
+        if rq is None:
+            out = np.empty(NB * Cout * OHW, np.int32 if pp.accum.bits <= 32 else np.int64)
+        else:
+            out = np.empty(NB * Cout * OHW, rq[0].out_fmt.storage_dtype)
+        clamped = run(xp.reshape(-1).view(np.uint8), rows, taps, tsteps, kx, pw, out, orow, OHW,
+                      x_kernel_dtype=xx.dtype, zx=zx, bias=b64, requant=rq)
+        stats = KernelStats(macs=M * Cout * Kg, acc_overflows=0, pair_saturations=0, out_clamped=clamped)
+        return out.reshape(NB, Cout, OH, OW), stats
+    return fn
+
+
+def depthwise_plan(x, w, bias, params):
+    """Depthwise fast path (see below); None when not applicable."""
+    return None
