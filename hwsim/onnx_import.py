@@ -844,7 +844,14 @@ def _n_qdq(op):
             raise UnsupportedOpError(name, op, SUPPORTED_OPS, "blocked quantization")
         r = ctx.rank(inputs[0], name)
         a = {"axis": int(attrs.get("axis", 1)) % max(r, 1), "saturate": int(attrs.get("saturate", 1))}
-        ctx.emit(name, op, [t for t in inputs[:3]], outputs[:1], a)
+        ins = list(inputs[:3])
+        if op == "QuantizeLinear" and (len(ins) < 3 or not ins[2]):
+            # no zero point: the output type is uint8 or (opset 21) ``output_dtype``; make it explicit
+            dt = _np_dtype(int(attrs["output_dtype"])) if int(attrs.get("output_dtype", 0)) else "uint8"
+            if dt is None or np.dtype(dt).kind not in "iu":
+                raise UnsupportedOpError(name, op, SUPPORTED_OPS, f"output type {attrs.get('output_dtype')}")
+            ins = ins[:2] + [ctx.add_const(f"{name}_zero_point", np.zeros((), dtype=dt))]
+        ctx.emit(name, op, ins, outputs[:1], a)
     return f
 
 

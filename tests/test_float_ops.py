@@ -512,3 +512,13 @@ def test_relu6_written_with_max_min_becomes_clip():
                    [("y", None)])
     with pytest.raises(UnsupportedOpError, match="node 'mx'"):
         load_model(m)
+
+
+def test_quantize_linear_output_dtype_opset21():
+    m = make_model([helper.make_node("QuantizeLinear", ["x", "s"], ["q"], output_dtype=TensorProto.INT8)],
+                   [("x", ["N", 6])], [("q", None, TensorProto.INT8)], [("s", np.array(0.05, np.float32))], opset=21)
+    g = check(m, {"x": rand(3, 6, lo=-9, hi=9)})
+    assert g.constants[g.nodes[0].inputs[2]].dtype == np.int8
+    m = single_op_model("QuantizeLinear", [(2, 6)], {1: np.array(0.1, np.float32)}, opset=13)
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    check(m, {"x0": rand(2, 6)})
