@@ -276,3 +276,13 @@ def test_docstring_examples_run(modname):
     mod = importlib.import_module("hwsim.kernels" if modname == "__init__" else f"hwsim.kernels.{modname}")
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_64bit_accumulator_step_detects_int64_overflow():
+    from hwsim.kernels.gemm import acc_add
+    top, bottom = 2 ** 63 - 1, -(2 ** 63)
+    assert acc_add(np.int64(top), np.int64(1), 64, True) == (top, 1)
+    assert acc_add(np.int64(top), np.int64(5), 64, False) == (bottom + 4, 1)
+    assert acc_add(np.int64(bottom), np.int64(-1), 64, True) == (bottom, 1)
+    assert acc_add(np.int64(top - 1), np.int64(1), 64, True) == (top, 0)
+    assert acc_add(np.int64(2 ** 23 - 1), np.int64(1), 24, False) == (-(2 ** 23), 1)
