@@ -94,8 +94,9 @@ def test_demo_int8_without_session_option_runs_float_in_ort(tmp_path, digits):
     assert rep.tolerance_lsb == 1 and rep.within_tolerance
 
 
-@pytest.mark.parametrize("act", [QuantType.QUInt8, QuantType.QInt8], ids=["uint8", "int8"])
-@pytest.mark.parametrize("fmt", [QuantFormat.QDQ, QuantFormat.QOperator], ids=["qdq", "qoperator"])
+@pytest.mark.parametrize("fmt,act", [(QuantFormat.QDQ, QuantType.QUInt8), (QuantFormat.QDQ, QuantType.QInt8),
+                                     (QuantFormat.QOperator, QuantType.QInt8)],
+                         ids=["qdq-uint8", "qdq-int8", "qoperator-int8"])
 def test_mobilenet_like_bit_exact(tmp_path, mobilenet, act, fmt):
     src, x = mobilenet
     q = _quantize(src, tmp_path / "q.onnx", x, act, fmt=fmt)
