@@ -374,6 +374,11 @@ def _window_attrs(ctx, name, op, x, attrs, kernel) -> dict:
         if s1 is None:
             raise ModelError(f"node '{name}' ({op}): auto_pad={auto_pad} needs the static input shape")
         pads = _auto_pads(auto_pad, s1[2:], kernel, strides, dilations)
+        s2 = ctx.shape2(x)
+        if s2 is not None and _auto_pads(auto_pad, s2[2:], kernel, strides, dilations) != pads:
+            raise UnsupportedOpError(name, op, SUPPORTED_OPS,
+                                     f"auto_pad={auto_pad} on a dynamic spatial dimension (the padding depends "
+                                     "on the size; fix it with load_model(fixed_dims=...) or --dim NAME=SIZE)")
     elif auto_pad == "NOTSET":
         pads = _ints(attrs.get("pads", (0,) * (2 * nd)))
     else:
@@ -1142,7 +1147,9 @@ def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | N
     # stale value_info (left by graph-editing tools) would override inference: recompute all
     del g.value_info[:]
     shapes1, dtypes = _infer(proto, 1)
-    shapes2, _ = _infer(proto, 2)
+    dynamic = any(not d.HasField("dim_value") or d.dim_value <= 0
+                  for vi in g.input if vi.type.HasField("tensor_type") for d in vi.type.tensor_type.shape.dim)
+    shapes2 = _infer(proto, 2)[0] if dynamic else dict(shapes1)
     ctx = _Ctx(opset, shapes1, shapes2, dtypes, name or (g.name if default_name == "model" else default_name) or "model")
 
     init_names = set()

@@ -349,3 +349,19 @@ def test_stale_value_info_is_ignored():
     x = {"input": rand(2, 3, 32, 32)}
     m2 = build_mobilenet_like()
     assert_close(run_float(g, x), run_ort(m2, x))
+
+
+def test_same_padding_on_dynamic_spatial_dims():
+    w = rand(4, 3, 3, 3)
+    def model(stride):
+        node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", strides=[stride, stride], name="c")
+        return make_model([node], [("x", ["N", 3, "H", "W"])], [("y", None)], [("w", w)])
+    g = load_model(model(1))                                     # stride 1: the padding never depends on the size
+    for hw in (5, 8):
+        x = {"x": rand(1, 3, hw, hw)}
+        assert_close(run_float(g, x), run_ort(model(1), x))
+    with pytest.raises(UnsupportedOpError, match="node 'c'.*dynamic spatial dimension"):
+        load_model(model(2))
+    g = load_model(model(2), fixed_dims={"H": 9, "W": 10})
+    x = {"x": rand(2, 3, 9, 10)}
+    assert_close(run_float(g, x), run_ort(model(2), x))
