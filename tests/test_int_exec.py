@@ -211,7 +211,6 @@ def test_dead_channel_with_bias_gets_a_weight_scale_that_keeps_the_bias_in_range
 def test_conv_relu6_and_gemm_bit_exact_with_onnxruntime_qlinear_ops():
     """Our glue (zero points, per-channel multipliers, int32 bias, folded ReLU6 clamp) fed to
     ONNX Runtime's QLinearConv / QLinearMatMul gives the same integers as run_int."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     from tests.onnx_models import run_ort
     rng = np.random.default_rng(11)

@@ -33,7 +33,7 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import yaml
 

@@ -41,11 +41,11 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, MutableMapping
+from typing import Iterable, Mapping, MutableMapping
 
 import numpy as np
 
-from hwsim.errors import DataError, KernelError, UnsupportedOpError
+from hwsim.errors import KernelError, UnsupportedOpError
 from hwsim.execute import run_graph
 from hwsim.graph import Node
 

@@ -56,7 +56,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwsim.bits import BitPair, IntFormat
+from hwsim.bits import BitPair
 from hwsim.errors import ConfigError, DataError, UnsupportedOpError
 from hwsim.graph import Graph, Node
 from hwsim.opset import OPS
@@ -544,8 +544,7 @@ class Quantizer:
     @staticmethod
     def _mse_weight(w, params, make, red):
         """Shrink each channel's range by the factor (of a 1-D grid) with the least squared error."""
-        best, best_err = params, None
-        shape = None
+        best_err = None
         for f in np.linspace(1.0, 0.3, 36):
             p = make(f)
             err = (p.fake_quantize(w) - w).astype(np.float64) ** 2
