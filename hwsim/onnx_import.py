@@ -23,7 +23,8 @@ What the importer does, in order:
    no other consumer (executed as its own node otherwise), and a zero constant ``Pad`` of
    the spatial axes into the following Conv's pads (torch's asymmetric padding);
 5. removes dead nodes and unused constants, fills ``Graph.shapes`` (batch 1) and
-   ``Graph.dtypes`` for every tensor.
+   ``Graph.dtypes`` for every tensor. ``Graph.metadata`` records the producer, the
+   ``dynamic_dims`` (input -> {axis: name}) left dynamic and the ``fixed_dims`` applied.
 
 Normalised layouts worth knowing: Conv weight ``(M, C/group, kH, kW)``, ``pads`` =
 ``(top, left, bottom, right)``, ``attrs['depthwise']`` set when group == C > 1 with one
@@ -1291,7 +1292,13 @@ def load_model(model, *, name: str | None = None, fixed_dims: dict[str, int] | N
     graph = Graph(name=ctx.model, inputs=tuple(inputs), outputs=tuple(graph_outputs), nodes=tuple(nodes),
                   constants=consts, shapes={}, dtypes={}, opset=opset,
                   metadata={"producer": proto.producer_name, "producer_version": proto.producer_version,
-                            "ir_version": int(proto.ir_version)})
+                            "ir_version": int(proto.ir_version),
+                            # input name -> {axis: symbolic name} of the dimensions left dynamic
+                            "dynamic_dims": {vi.name: {i: (d.dim_param or "?")
+                                                       for i, d in enumerate(vi.type.tensor_type.shape.dim)
+                                                       if not d.HasField("dim_value") or d.dim_value <= 0}
+                                             for vi in g.input if vi.name in {t.name for t in inputs}},
+                            "fixed_dims": dict(fixed_dims or {})})
     return _with_shapes(graph, shapes1, dtypes)
 
 

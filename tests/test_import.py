@@ -365,3 +365,9 @@ def test_same_padding_on_dynamic_spatial_dims():
     g = load_model(model(2), fixed_dims={"H": 9, "W": 10})
     x = {"x": rand(2, 3, 9, 10)}
     assert_close(run_float(g, x), run_ort(model(2), x))
+
+
+def test_metadata_lists_dynamic_dims():
+    g = load_model(build_mobilenet_like())
+    assert g.metadata["dynamic_dims"] == {"input": {0: "N"}} and g.metadata["fixed_dims"] == {}
+    assert load_model(build_mobilenet_like(batch=2)).metadata["dynamic_dims"] == {"input": {}}
