@@ -304,8 +304,8 @@ def build_resnet_like(opset: int = 13, batch=None, input_size: int = 32, width: 
 
 def build_tf2onnx_style(opset: int = 13, batch=None, input_size: int = 16, seed: int = 2) -> onnx.ModelProto:
     """tf2onnx-style: NHWC input, Transpose to NCHW, SAME_UPPER convs, unfolded
-    BatchNormalization after a Relu (not foldable) and after a conv, Identity nodes,
-    ReduceMean over H,W, MatMul + Add, Softmax."""
+    BatchNormalization after a Relu (not foldable) and after a conv, Identity nodes, a conv
+    kernel transposed from HWIO by a Transpose node, ReduceMean over H,W, MatMul + Add, Softmax."""
     b = _B(seed, opset)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
     x = b.node("Identity", [x])
@@ -315,6 +315,9 @@ def build_tf2onnx_style(opset: int = 13, batch=None, input_size: int = 16, seed:
     y = b.node("Identity", [y])
     y = b.conv(y, 8, 8, 3, group=8, auto_pad="SAME_UPPER", bias=True)
     y = b.node("Relu", [y])
+    # a kernel kept in TensorFlow's HWIO layout, transposed to OIHW by a Transpose node
+    hwio = (b.rng.standard_normal((1, 1, 8, 8)) / np.sqrt(8)).astype(np.float32)
+    y = b.node("Conv", [y, b.node("Transpose", [b.const("hwio", hwio)], perm=[3, 2, 0, 1])], kernel_shape=[1, 1])
     y = b.node("Transpose", [y], perm=[0, 2, 3, 1])
     if opset >= 18:
         y = b.node("ReduceMean", [y, b.const("axes", np.array([1, 2], np.int64))], keepdims=0)
