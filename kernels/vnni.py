@@ -1260,6 +1260,133 @@ def conv_plan(x, w, bias, params):
     return fn
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _dw_run(x, w, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+    """Direct depthwise conv, one (image, channel) plane per task: centred, zero-padded int32
+    copy of the input plane, int32 row accumulation (vectorised over output columns), then
+    the fused epilogue (the portable path's per-element requantization). ``out`` is
+    (N, Cout, OH, OW)."""
+    NB, C, H, W = x.shape
+    Cout, KH, KW = w.shape
+    Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
+    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1)
+    for task in prange(NB * Cout):
+        b = task // Cout
+        co = task % Cout
+        c = co // cmult
+        xp = np.zeros((Hp, Wp), np.int32)
+        for h in range(H):
+            for ww in range(W):
+                xp[h + pt, ww + pl] = np.int32(x[b, c, h, ww]) - np.int32(zx)
+        acc = np.empty((OH, OW), np.int32)
+        bv = np.int32(bias[co])
+        for oh in range(OH):
+            row = acc[oh]
+            for ow in range(OW):
+                row[ow] = bv
+            for kh in range(KH):
+                src = xp[oh * sh + kh * dh]
+                for kw in range(KW):
+                    wv = np.int32(w[co, kh, kw])
+                    off = kw * dw
+                    if sw == 1:
+                        for ow in range(OW):
+                            row[ow] += src[ow + off] * wv
+                    else:
+                        for ow in range(OW):
+                            row[ow] += src[ow * sw + off] * wv
+        o = out[b, co]
+        k = 0
+        if mode == 0:
+            for oh in range(OH):
+                for ow in range(OW):
+                    o[oh, ow] = acc[oh, ow]
+        elif code == 0:
+            lo = amin - zy
+            hi = amax - zy
+            m = mf[co]
+            for oh in range(OH):
+                for ow in range(OW):
+                    r, kk = fp.scale_f32_rne(np.int64(acc[oh, ow]), m, lo, hi)
+                    o[oh, ow] = r + zy
+                    k += kk
+        else:
+            for oh in range(OH):
+                for ow in range(OW):
+                    v, kk = requantize_value(np.int64(acc[oh, ow]), code, mult[co], m0s[co], shift[co], bterm[co],
+                                             zy, amin, amax, rnd)
+                    o[oh, ow] = v
+                    k += kk
+        clamps[task] = k
+
+
 def depthwise_plan(x, w, bias, params):
-    """Depthwise fast path (see below); None when not applicable."""
-    return None
+    """Depthwise (groups == Cin, one input channel per group) fast path: direct int32
+    kernel with fused requantization, parallel over channels; None when a running sum could
+    leave int32 or the accumulator, or when pair saturation is emulated."""
+    from .params import KernelStats
+    x = np.asarray(x)
+    p = params
+    if x.ndim != 4 or x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
+        return None
+    wa, _, _ = _weights_of(w)
+    if wa.ndim != 4 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
+        return None
+    NB, C, H, W = x.shape
+    Cout, Cg, KH, KW = wa.shape
+    if Cg != 1 or p.groups != C or Cout % C:
+        return None
+    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+        return None
+    zw = _zw(p.w_zero_point, Cout)
+    b64 = _bias64(bias, Cout)
+    rq = _requant_args(p.requant, Cout)
+    if zw is None or b64 is False or rq is False:
+        return None
+    zx = int(p.x_zero_point)
+    info = np.iinfo(x.dtype)
+    if not info.min <= zx <= info.max:
+        return None
+    wc = (wa.reshape(Cout, KH, KW).astype(np.int64) - zw[:, None, None])
+    wmax = int(np.abs(wc).max()) if wc.size else 0
+    bmax = int(np.abs(b64).max()) if b64 is not None and b64.size else 0
+    cx, _ = _x_bounds(x, zx)
+    lim = min(p.accum.acc_max, _INT32_MAX)
+    if KH * KW * cx * wmax + bmax > lim:
+        cx, _ = _x_data_bounds(x, zx)
+        if KH * KW * cx * wmax + bmax > lim:
+            return None
+    if cx > _INT32_MAX:
+        return None
+    wc32 = np.ascontiguousarray(wc, dtype=np.int32)
+    bias_v = b64 if b64 is not None else np.zeros(Cout, np.int64)
+    pt, pl = p.pads[0], p.pads[1]
+    (sh, sw), (dh, dw) = p.strides, p.dilations
+    OH = (H + pt + p.pads[2] - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + pl + p.pads[3] - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        return None
+
+    def fn(x_q, w_q, bias_q, pp):
+        xx = np.ascontiguousarray(x_q)
+        if rq is None:
+            out = np.empty((NB, Cout, OH, OW), np.int32 if pp.accum.bits <= 32 else np.int64)
+            args = (0, 0, np.zeros(Cout, np.float32), np.zeros(Cout), np.zeros(Cout, np.int64),
+                    np.zeros(Cout, np.int64), np.zeros(Cout, np.float32), 0, 0, 0, 0)
+        else:
+            rp, code, rnd = rq
+            out = np.empty((NB, Cout, OH, OW), rp.out_fmt.storage_dtype)
+
+            def per(a, dt):
+                a = np.asarray(a, dt)
+                return np.ascontiguousarray(np.broadcast_to(a, (Cout,)) if a.size == 1 else a)
+            args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
+                    per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
+                    rp.act_max, rnd)
+        clamps = np.zeros(max(NB * Cout, 1), np.int64)
+        _dw_run(xx, wc32, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v, out, *args, clamps)
+        stats = KernelStats(macs=NB * OH * OW * Cout * KH * KW, acc_overflows=0, pair_saturations=0,
+                            out_clamped=int(clamps.sum()))
+        return out, stats
+    return fn

@@ -142,3 +142,25 @@ def test_conv_fast_equals_portable(monkeypatch, xdt, wk, NB, C, H, W, Cout, k, s
     for scheme in ("onnxruntime", "tflite_optimized"):
         rp = _rp(rng, scheme, Cout, out_dt)
         _same(*_both(monkeypatch, qconv2d, x, w, bias, p.replace(requant=rp)))
+
+
+DW = [  # x dtype, N, C, mult, H, W, k, stride, pad, dil
+    (np.uint8, 1, 32, 1, 14, 13, 3, 1, 1, 1), (np.int8, 2, 8, 1, 9, 9, 3, 2, 1, 1),
+    (np.uint8, 1, 4, 2, 8, 10, 5, 1, 2, 2), (np.int16, 1, 6, 1, 7, 7, 3, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("xdt,NB,C,mult,H,W,k,s,pad,d", DW)
+def test_depthwise_fast_equals_portable(monkeypatch, xdt, NB, C, mult, H, W, k, s, pad, d):
+    rng = np.random.default_rng(C * 10 + H)
+    x = _rand(rng, xdt, (NB, C, H, W))
+    w = _rand(rng, np.int8, (C * mult, 1, k, k))
+    zx = int(np.iinfo(xdt).max // 2)
+    bias = rng.integers(-5000, 5000, C * mult).astype(np.int32)
+    p = ConvParams(strides=(s, s), pads=(pad,) * 4, dilations=(d, d), groups=C, x_zero_point=zx)
+    assert dispatch.fast_path("depthwise", x=x, w=w, bias=bias, params=p) is not None
+    _same(*_both(monkeypatch, conv2d_acc, x, w, bias, p))
+    out_dt = np.int16 if np.dtype(xdt).itemsize == 2 else np.uint8
+    for scheme in ("onnxruntime", "tflite_reference", "power_of_two"):
+        rp = _rp(rng, scheme, C * mult, out_dt)
+        _same(*_both(monkeypatch, qconv2d, x, w, bias, p.replace(requant=rp)))
