@@ -367,7 +367,7 @@ def qconv2d(x_q, w_q, bias_q, p: ConvParams):
 # quantize / dequantize
 # ---------------------------------------------------------------------------------------------
 
-def quantize(x, scale, zero_point, fmt, rounding=Rounding.HALF_EVEN, axis=None):
+def quantize(x, scale, zero_point, fmt, rounding=Rounding.HALF_EVEN, axis=None, *, reciprocal=False):
     """Twin of :func:`hwsim.kernels.quantize`: per element, float32 division, exact tie rule."""
     x = np.asarray(x, np.float32)
     rule = _RULE[Rounding(rounding)]
@@ -379,7 +379,10 @@ def quantize(x, scale, zero_point, fmt, rounding=Rounding.HALF_EVEN, axis=None):
         sj = s.reshape(-1)[j if s.size > 1 else 0]
         zj = int(z.reshape(-1)[j if z.size > 1 else 0])
         with np.errstate(over="ignore"):
-            v = np.float32(x[idx]) / np.float32(sj)                   # float32 division
+            if reciprocal:
+                v = np.float32(x[idx]) * (np.float32(1) / np.float32(sj))   # float32 reciprocal, product
+            else:
+                v = np.float32(x[idx]) / np.float32(sj)               # float32 division
         if np.isnan(v):
             q = fmt.qmin
         elif np.isinf(v):

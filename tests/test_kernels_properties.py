@@ -270,8 +270,9 @@ FMTS = [IntFormat(8), IntFormat(8, False), IntFormat(16), IntFormat(16, False), 
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(st.sampled_from(FMTS), st.sampled_from(list(Rounding)), st.booleans(), st.integers(0, 2**32 - 1), st.booleans())
-def test_quantize_dequantize_equal_reference(fmt, rounding, pow2, seed, per_axis):
+@given(st.sampled_from(FMTS), st.sampled_from(list(Rounding)), st.booleans(), st.integers(0, 2**32 - 1), st.booleans(),
+       st.booleans())
+def test_quantize_dequantize_equal_reference(fmt, rounding, pow2, seed, per_axis, reciprocal):
     rng = np.random.default_rng(seed)
     C = 3
     s = (2.0 ** rng.integers(-6, 3, C) if pow2 else 2.0 ** rng.uniform(-6, 2, C)).astype(np.float32)
@@ -283,8 +284,8 @@ def test_quantize_dequantize_equal_reference(fmt, rounding, pow2, seed, per_axis
     x[0, 0] = 3e37
     x[0, -1] = -3e37
     axis = 1 if per_axis else None
-    q = quantize(x, s, z, fmt, rounding, axis=axis)
-    _same(q, ref.quantize(x, s, z, fmt, rounding, axis=axis))
+    q = quantize(x, s, z, fmt, rounding, axis=axis, reciprocal=reciprocal)
+    _same(q, ref.quantize(x, s, z, fmt, rounding, axis=axis, reciprocal=reciprocal))
     d = dequantize(q, s, z, axis=axis)
     _same(d.view(np.int32), ref.dequantize(q, s, z, axis=axis).view(np.int32))
 
@@ -301,6 +302,7 @@ def test_quantize_tie_rules():
     x, s = np.float32(10.849999), np.float32(0.7)
     assert quantize(x, s, 0, f).tolist() == 15
     assert int(np.rint(x * (np.float32(1) / s))) == 16
+    assert quantize(x, s, 0, f, reciprocal=True).tolist() == 16      # TFLite optimized QUANTIZE
 
 
 @settings(max_examples=40, **SETTINGS)

@@ -7,7 +7,7 @@ import pytest
 from hwsim.bits import IntFormat
 from hwsim.errors import KernelError
 from hwsim.kernels import (AccumParams, ConvParams, GemmParams, KernelStats, RequantParams, conv2d_acc, gemm_acc,
-                           pack_int4, qconv2d, qgemm, requantize)
+                           pack_int4, qconv2d, qgemm, quantize, requantize)
 from hwsim.kernels import fixedpoint as fp
 
 K24 = 600                      # 600 * 255 * 127 = 19,431,000 > 2^23
@@ -286,3 +286,16 @@ def test_64bit_accumulator_step_detects_int64_overflow():
     assert acc_add(np.int64(bottom), np.int64(-1), 64, True) == (bottom, 1)
     assert acc_add(np.int64(top - 1), np.int64(1), 64, True) == (top, 0)
     assert acc_add(np.int64(2 ** 23 - 1), np.int64(1), 24, False) == (-(2 ** 23), 1)
+
+
+def test_quantize_reciprocal_matches_litert_optimized_quantize():
+    """``reciprocal=True`` is LiteRT's optimized QUANTIZE (x * f32(1/s), ties to even)."""
+    pytest.importorskip("ai_edge_litert")
+    from tests.litert_models import quantize_model, run_model
+    rng = np.random.default_rng(3)
+    s, z, fmt = np.float32(0.019813076), 17, IntFormat(8)
+    k = rng.integers(-131, 131, 1 << 14).astype(np.float32)
+    x = ((k + np.float32(0.5)) * s).astype(np.float32).reshape(1, -1)
+    got = run_model(quantize_model(x.shape, "int8", (s, z)), [x], "optimized")
+    assert np.array_equal(quantize(x, s, z, fmt, reciprocal=True), got)
+    assert np.count_nonzero(quantize(x, s, z, fmt) != got) > 0          # division differs
