@@ -359,3 +359,24 @@ def test_quantizelinear_nan_inf_like_ort(name):
     ours = quantize(x, 0.5, 3, fmt)
     assert ours.astype(np.int64).tolist() == ref.astype(np.int64).tolist()
     assert ours[0, 0] == fmt.qmin and ours[0, 1] == fmt.qmax
+
+
+@pytest.mark.parametrize("xdt", [np.uint8, np.int8])
+@pytest.mark.parametrize("shape", [
+    # (C, Cout, k, stride, groups, H): MobileNet-like layers that take ORT's symmetric / depthwise kernels
+    (64, 64, 1, 1, 1, 14), (32, 48, 3, 1, 1, 16), (64, 64, 3, 2, 64, 20), (96, 96, 3, 1, 96, 9), (16, 96, 1, 1, 1, 28),
+])
+def test_qlinearconv_mobilenet_like_layers(xdt, shape):
+    C, Cout, k, stride, G, H = shape
+    rng = np.random.default_rng(C * 1000 + Cout + k + stride)
+    for pow2 in (True, False):
+        x = _rand_act(rng, (1, C, H, H), xdt, extreme=False)
+        w = rng.integers(-127, 128, (Cout, C // G, k, k)).astype(np.int8)
+        sx, sw = _scale(rng, pow2), _scale(rng, pow2, size=Cout)
+        zx = int(rng.integers(np.iinfo(xdt).min, int(np.iinfo(xdt).max) + 1))
+        sy = _out_scale(rng, sx, sw, C // G * k * k, x, zx, w, 0, pow2)
+        c = dict(x=x, w=w, b=rng.integers(-5000, 5000, Cout).astype(np.int32), zx=zx, zw=0, sx=sx, sw=sw, sy=sy,
+                 zy=int(rng.integers(np.iinfo(xdt).min, int(np.iinfo(xdt).max) + 1)), G=G, strides=[stride, stride],
+                 dil=[1, 1], pads=[k // 2] * 4)
+        ref = _ort_qlinearconv(c)
+        assert np.array_equal(_ours_qlinearconv(c), ref)
