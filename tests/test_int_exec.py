@@ -295,3 +295,17 @@ def test_random_mixed_precision_configs_from_the_group_graph_run_and_agree(mnet,
         rep = compare(quantize_graph(g, profile, stats, groups.config_for(choice)), {"input": x[:2]})
         assert max(r.local_max_lsb for r in rep.rows) <= 1
         assert rep.int_report.total_overflows == 0
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_constant_pad_uses_the_quantized_pad_value(value):
+    g = Graph("pad", (TensorInfo("x", (None, 1, 4, 4)),), ("z",),
+              (Node("p", "Pad", ("x",), ("y",), {"pads": (0, 0, 1, 1, 0, 0, 1, 1), "mode": "constant", "value": value}),
+               Node("m", "Mul", ("y", "c"), ("z",), {})),
+              {"c": np.float32(2.0)}, shapes={"x": (1, 1, 4, 4), "y": (1, 1, 6, 6), "z": (1, 1, 6, 6)})
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    qg = quantize_graph(g, ORT, calibrate(g, x, progress=False), "W8A8")
+    raw, _ = run_int(qg, {"x": x}, keep="all", raw=True)
+    p = qg.params("y")
+    assert raw["y"][0, 0, 0, 0] == p.quantize(np.array([value], np.float32))[0]
+    assert compare(qg, {"x": x}).rows[0].local_max_lsb == 0

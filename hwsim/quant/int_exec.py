@@ -338,7 +338,10 @@ def _move(node, inputs, ctx):
         y = np.clip(x, qlo, qhi).astype(x.dtype)
     elif node.op == "Pad":
         if node.attrs.get("mode", "constant") == "constant":
-            z = int(plan.inputs[0].zero_point)
+            p = plan.inputs[0]
+            v = float(node.attrs.get("value", 0.0) or 0.0)       # real 0 -> the zero point
+            z = int(np.clip(p.quantize(np.array([max(min(v, 3e38), -3e38)], np.float32),
+                                       rounding=ctx.rounding.value)[0], p.fmt.qmin, p.fmt.qmax))
             node = node.replace(attrs=dict(node.attrs, value=z))
         y = float_dispatch()["Pad"](node, inputs, None)[0]
     elif node.op == "Concat":
