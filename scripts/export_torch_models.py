@@ -13,6 +13,8 @@ Models (small channel counts, every file < 1 MB), all with a dynamic batch dimen
   mbv2_torchscript_nofold_op13.onnx / mbv3_torchscript_nofold_op11.onnx  without constant folding
       (BatchNormalization nodes, Constant/Shape chains; opset 11 HardSwish = x * HardSigmoid(x))
   mbv3_dynamo_noopt_op18.onnx  dynamo exporter with optimize=False (Expand, CastLike, Shape chains)
+  fpn_torchscript_op13.onnx / fpn_dynamo_op18.onnx  LeakyReLU, PReLU, F.interpolate (nearest to another
+      tensor's size, bilinear x2), chunk/cat, softmax over (N, H*W, 4); output "out"
   encoder_torchscript_op17.onnx / encoder_dynamo_op18.onnx  embedding + one nn.TransformerEncoderLayer
       (GELU, LayerNorm, attention with a key-padding mask) + Linear on the first token;
       inputs ids (N, 8) int64 and mask (N, 8) int64 (1 = token, 0 = padding), output logits (N, 3)
@@ -120,6 +122,45 @@ class ResNetLike(nn.Module):
         return self.fc(x)
 
 
+class FPNLike(nn.Module):
+    """Detection/segmentation-style head: LeakyReLU, F.interpolate (size from another tensor's
+    shape, and scale_factor bilinear), PReLU, chunk + cat, flatten(2).transpose(1, 2).softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, 2, 1)
+        self.c2 = nn.Conv2d(8, 16, 3, 2, 1)
+        self.lat = nn.Conv2d(16, 8, 1)
+        self.head = nn.Conv2d(8, 4, 3, 1, 1)
+        self.act = nn.LeakyReLU(0.1)
+        self.prelu = nn.PReLU(8)
+
+    def forward(self, x):
+        a = self.act(self.c1(x))
+        b = self.act(self.c2(a))
+        up = F.interpolate(self.lat(b), size=a.shape[-2:], mode="nearest")
+        up2 = F.interpolate(self.lat(b), scale_factor=2.0, mode="bilinear", align_corners=False)
+        y = self.prelu(a + up + up2)
+        s1, s2 = y.chunk(2, dim=1)
+        return self.head(torch.cat([s2, s1], 1)).flatten(2).transpose(1, 2).softmax(-1)
+
+
+def export_fpn(exporter, opset, seed=0):
+    torch.manual_seed(seed)
+    model = FPNLike().eval()
+    x = torch.randn(2, 3, 32, 32)
+    path = OUT / f"fpn_{exporter}_op{opset}.onnx"
+    names = dict(input_names=["input"], output_names=["out"])
+    if exporter == "torchscript":
+        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset, **names,
+                          dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}})
+    else:
+        b = torch.export.Dim("batch", min=1, max=64)
+        prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, **names, dynamic_shapes={"x": {0: b}})
+        prog.save(str(path), external_data=False)
+    return path
+
+
 class TinyEncoder(nn.Module):
     def __init__(self, vocab=50, d=16, heads=2, ff=32, num_classes=3):
         super().__init__()
@@ -199,6 +240,7 @@ def main() -> int:
     # folding, opset 11 HardSwish spelled out), unoptimised dynamo graphs (Expand/CastLike chains)
     jobs += [(export_torchscript, "mbv2", 13, {"fold": False}), (export_torchscript, "mbv3", 11, {"fold": False}),
              (export_dynamo, "mbv3", 18, {"optimize": False})]
+    jobs += [(export_fpn, "torchscript", 13, {}), (export_fpn, "dynamo", 18, {})]
     jobs += [(export_encoder, "torchscript", 17, {}), (export_encoder, "dynamo", 18, {}),
              (export_encoder, "dynamo", 18, {"dynamic_seq": True})]
     for fn, kind, opset, kw in jobs:

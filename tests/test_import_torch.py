@@ -15,7 +15,7 @@ from tests.onnx_models import run_ort
 
 MODELS = Path(__file__).parent / "data" / "models"
 FILES = sorted(MODELS.glob("*.onnx"))
-CNN_FILES = [p for p in FILES if not p.name.startswith("encoder_")]
+CNN_FILES = [p for p in FILES if not p.name.startswith(("encoder_", "fpn_"))]
 
 
 def test_the_exports_are_there():
@@ -23,7 +23,8 @@ def test_the_exports_are_there():
     assert {"mbv2_torchscript_op13.onnx", "mbv3_torchscript_op17.onnx", "resnet_torchscript_op15.onnx",
             "mbv2_dynamo_op18.onnx", "resnet_dynamo_op18.onnx", "mbv3_dynamo_op20.onnx",
             "encoder_torchscript_op17.onnx", "encoder_dynamo_op18.onnx", "mbv2_torchscript_nofold_op13.onnx",
-            "mbv3_torchscript_nofold_op11.onnx", "mbv3_dynamo_noopt_op18.onnx"} <= names
+            "mbv3_torchscript_nofold_op11.onnx", "mbv3_dynamo_noopt_op18.onnx", "fpn_torchscript_op13.onnx",
+            "fpn_dynamo_op18.onnx"} <= names
     assert all(p.stat().st_size < 1_000_000 for p in FILES)
 
 
@@ -95,3 +96,17 @@ def test_dynamic_sequence_length_needs_fixed_dims():
                  "mask": np.ones((b, 12), np.int64)}
         ref = run_ort(m, feeds)["logits"]
         assert np.abs(run_float(g, feeds)["logits"] - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", ["fpn_torchscript_op13.onnx", "fpn_dynamo_op18.onnx"])
+def test_torch_fpn_head_interpolate_prelu_chunk(name):
+    m = onnx.load(MODELS / name)
+    g = load_model(MODELS / name)
+    ops = {n.op for n in g.nodes}
+    assert {"Resize", "PRelu", "LeakyRelu", "Softmax"} <= ops and not {"Shape", "Gather", "Cast"} & ops
+    for b in (1, 3):
+        x = {"input": np.random.default_rng(b).standard_normal((b, 3, 32, 32)).astype(np.float32)}
+        ref = run_ort(m, x)["out"]
+        got = run_float(g, x)["out"]
+        assert got.shape == ref.shape == (b, 256, 4)
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
