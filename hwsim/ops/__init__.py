@@ -2,9 +2,10 @@
 
 :data:`FLOAT_OPS` maps op type -> ``impl(node, inputs, ctx) -> tuple[np.ndarray, ...]``
 (the :func:`hwsim.execute.run_graph` signature). Implementations read only the
-*normalised* attributes the importer writes (see each module's docstring), never opset
-versions. Adding an op = one function in a module + one line here + one
-:data:`hwsim.opset.OPS` entry (a test checks the two agree).
+*normalised* attributes the importer writes (:data:`hwsim.opset.NORMALISED_ATTRS`, and
+each module's docstring), never opset versions. Adding an op = one function in a module +
+one line here + one :data:`hwsim.opset.OPS` / ``NORMALISED_ATTRS`` entry + its attribute
+normaliser in :mod:`hwsim.onnx_import` (tests check that the four agree).
 
 Examples
 --------
