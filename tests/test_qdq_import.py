@@ -251,3 +251,50 @@ def test_is_quantized_model():
     from hwsim.demo_data import demo_model_path
     assert is_quantized_model(_pow2_qdq_model(np.uint8)) and is_quantized_model(_qgemm_model(True, 1.0, np.int8))
     assert not is_quantized_model(demo_model_path())
+
+
+def _softmax_model(dtype, axis, opset_attr, y_zp):
+    zp = lambda v: np.array(v, dtype)  # noqa: E731
+    inits = [_init("xs", np.float32(0.07)), _init("xz", zp(128 if dtype == np.uint8 else 0)),
+             _init("ys", np.float32(1 / 256)), _init("yz", zp(y_zp))]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             helper.make_node("QLinearSoftmax", ["xq", "xs", "xz", "ys", "yz"], ["sq"], name="softmax",
+                              domain="com.microsoft", axis=axis, opset=opset_attr),
+             helper.make_node("DequantizeLinear", ["sq", "ys", "yz"], ["y"], name="dq")]
+    g = helper.make_graph(nodes, "sm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 7])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("dtype,y_zp", [(np.uint8, 0), (np.int8, -128)], ids=["uint8", "int8"])
+@pytest.mark.parametrize("axis,opset_attr", [(-1, 13), (1, 13), (1, 12)], ids=["last", "middle", "opset12"])
+def test_qlinear_softmax_bit_exact(dtype, y_zp, axis, opset_attr):
+    """onnxruntime's table-driven QLinearSoftmax, including rows with one dominant element
+    (probability 1 at zero point -128 saturates to 127)."""
+    m = _softmax_model(dtype, axis, opset_attr, y_zp)
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((16, 5, 7)) * 3).astype(np.float32)
+    x[0, :, 0] = 40.0            # saturating maxima: one-hot rows
+    rep = validate(m, {"x": x})
+    assert rep.bit_exact, rep.summary_lines()
+
+
+def test_tf2onnx_style_same_pads_and_softmax_bit_exact(tmp_path):
+    """auto_pad=SAME_UPPER convs, unfolded BatchNormalization and ReduceMean as float islands,
+    and DQ -> Softmax -> Q fused into QLinearSoftmax as onnxruntime does."""
+    from .onnx_models import build_tf2onnx_style
+
+    m = build_tf2onnx_style()
+    onnx.save(m, str(tmp_path / "t.onnx"))
+    inp = m.graph.input[0]
+    shape = [d.dim_value or 6 for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    quantize_static(str(tmp_path / "t.onnx"), str(tmp_path / "q.onnx"), _Reader([{inp.name: x}]),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    qm = import_quantized(tmp_path / "q.onnx")
+    assert "QLinearSoftmax" in {n.op for n in qm.graph.nodes}
+    rep = validate(tmp_path / "q.onnx", {inp.name: x})
+    assert rep.bit_exact, rep.summary_lines()

@@ -59,10 +59,10 @@ __all__ = ["QModel", "import_quantized", "run_quantized", "is_quantized_model", 
 #: QOperator ops understood directly (standard domain and com.microsoft).
 QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul",
                  "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid",
-                 "QLinearLeakyRelu", "QuantizeLinear", "DequantizeLinear")
+                 "QLinearLeakyRelu", "QLinearSoftmax", "QuantizeLinear", "DequantizeLinear")
 #: float op -> QOperator op it fuses into when wrapped in DQ ... Q.
 FUSABLE_OPS = {"Conv": "QLinearConv", "MatMul": "QLinearMatMul", "Gemm": "QGemm", "Add": "QLinearAdd",
-               "Mul": "QLinearMul", "GlobalAveragePool": "QLinearGlobalAveragePool"}
+               "Mul": "QLinearMul", "GlobalAveragePool": "QLinearGlobalAveragePool", "Softmax": "QLinearSoftmax"}
 #: ops that only move or select values: applied to the integer tensor when input and output
 #: quantizers agree.
 INT_PASSTHROUGH_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
@@ -260,6 +260,10 @@ def _normalize(node_name, op, a, inputs, consts, shapes=None, opset=17) -> tuple
     operands become attributes)."""
     a = dict(a)
     ins = tuple(inputs)
+    if op == "QLinearSoftmax":
+        opset_attr = int(a.get("opset", opset))
+        # a negative axis is resolved at run time (contrib ops defeat ONNX shape inference)
+        return {"axis": int(a.get("axis", 1 if opset_attr < 13 else -1)), "opset": opset_attr}, ins
     if op == "QLinearAveragePool":
         a = _spatial_attrs(node_name, op, a, (), 2, (shapes or {}).get(ins[0]))
         a.setdefault("ceil_mode", 0)
@@ -476,7 +480,7 @@ def import_quantized(model) -> QModel:
             continue
         q, act = after
         if op in FUSABLE_OPS:
-            fused = _fuse(nm, n, q, act, consts, _act_dq, _const_dq, _fmt_of_zp, shapes)
+            fused = _fuse(nm, n, q, act, consts, _act_dq, _const_dq, _fmt_of_zp, shapes, opset)
             if fused is None:
                 continue
             plan[nm] = fused
@@ -586,6 +590,7 @@ def import_quantized(model) -> QModel:
 #: op -> position of its output zero-point input (its output scale is the input before).
 _OUT_ZP = {"QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7, "QLinearMul": 7,
            "QLinearGlobalAveragePool": 4, "QLinearAveragePool": 4, "QLinearSigmoid": 4, "QLinearLeakyRelu": 4,
+           "QLinearSoftmax": 4,
            "QLinearConcat": 1, "QuantizeLinear": 2}
 
 
@@ -596,7 +601,7 @@ def _out_zero_point_input(n: Node):
     return pos
 
 
-def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp, shapes=None) -> Node | None:
+def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp, shapes=None, opset=17) -> Node | None:
     """One DQ -> op -> [act] -> Q group as a QOperator node, or None when the group is not
     in a form onnxruntime's integer kernels take (then it stays a float island)."""
     op = n.op_type
@@ -660,6 +665,13 @@ def _fuse(nm, n, q: _Q, act, consts, act_dq, const_dq, fmt_of_zp, shapes=None) -
             return None
         ins = (da.x, da.scale, da.zp, db.x, db.scale, db.zp, q.scale, q.zp)
         return Node(nm, qop, ins, (q.y,), a)
+    if op == "Softmax":
+        x = act_dq(n.input[0])
+        if (x is None or act is not None or np.asarray(consts[x.scale]).size != 1
+                or fmt_of_zp(x.zp) != fmt_of_zp(q.zp) or fmt_of_zp(q.zp).bits != 8):
+            return None
+        na, _ = _normalize(nm, "QLinearSoftmax", {**_attrs(n), "opset": opset}, n.input, consts, shapes, opset)
+        return Node(nm, qop, (x.x, x.scale, x.zp, q.scale, q.zp), (q.y,), na)
     if op == "GlobalAveragePool":
         x = act_dq(n.input[0])
         if x is None or np.asarray(consts[x.scale]).size != 1 or fmt_of_zp(x.zp) != fmt_of_zp(q.zp):
@@ -869,6 +881,58 @@ def _qlinear_concat(node, ins, ctx):
     return (np.concatenate(parts, axis=int(node.attrs["axis"]) % parts[0].ndim),)
 
 
+def _softmax_table(x_scale: float, reduce_len: int, signed: bool) -> np.ndarray:
+    """onnxruntime's QLinearSoftmax exponent table: 256 float32 entries of
+    ``exp((i - 255 + shift) * sx)`` (double math, stored as float32), with the headroom shift
+    ``max(0, ln(FLT_MAX / D) - 5) / sx``; int8 inputs index it by ``uint8(i - 128)``."""
+    flt_max = float(np.finfo(np.float32).max)
+    shift = max(0.0, np.log(flt_max / reduce_len) - 5.0) / float(np.float32(x_scale))
+    i = np.arange(256, dtype=np.float64)
+    vals = np.exp((i - 255.0 + shift) * float(np.float32(x_scale))).astype(np.float32)
+    table = np.empty(256, np.float32)
+    idx = ((np.arange(256) - 128) % 256) if signed else np.arange(256)
+    table[idx] = vals
+    return table
+
+
+def _qlinear_softmax(node, ins, ctx):
+    """com.microsoft QLinearSoftmax as onnxruntime's CPU kernel computes it: a float32
+    exponent table indexed by the code's distance to the row maximum, a float32 sum in
+    element order, ``rne(f32(e * floor(1/sy)) / sum) + zy``, saturated to the output type
+    (measured on onnxruntime 1.31: an int8 probability of 1 at zero point -128 gives 127)."""
+    x, xs, xz, ys, yz = ins
+    signed = x.dtype == np.int8
+    axis = int(node.attrs["axis"]) % x.ndim
+    if int(node.attrs.get("opset", 13)) < 13:
+        lead = int(np.prod(x.shape[:axis], dtype=np.int64))
+        rows = x.reshape(lead, -1)
+        back = None
+    else:
+        moved = np.moveaxis(x, axis, -1)
+        rows = moved.reshape(-1, moved.shape[-1])
+        back = moved.shape
+    d = rows.shape[1]
+    table = _softmax_table(float(_f(xs)), d, signed)
+    r = rows.astype(np.int64)
+    xmax = r.max(axis=1, keepdims=True)
+    if signed:
+        idx = (127 - xmax + r) % 256              # uint8(adjustment + x)
+    else:
+        idx = 255 - xmax + r
+    e = table[idx]                                # float32
+    vsum = np.zeros(rows.shape[0], np.float32)
+    for j in range(d):                            # float32 accumulation in element order
+        vsum = (vsum + e[:, j]).astype(np.float32)
+    yscale = np.float32(np.floor(np.float32(1.0) / _f(ys)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.rint(((e * yscale).astype(np.float32) / vsum[:, None]).astype(np.float32))
+    v = np.nan_to_num(v, nan=0.0, posinf=0.0).astype(np.int64) + int(_i(yz))
+    out = np.minimum(v, 127 if signed else 255).astype(np.int8 if signed else np.uint8)
+    if back is None:
+        return (out.reshape(x.shape),)
+    return (np.moveaxis(out.reshape(back), -1, axis),)
+
+
 def _int_passthrough(op):
     def impl(node, ins, ctx):
         from hwsim.ops import FLOAT_OPS
@@ -887,6 +951,7 @@ def _build_int_ops():
         "QLinearGlobalAveragePool": _qlinear_gap, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
         "QLinearAveragePool": _via_float("AveragePool"), "QLinearSigmoid": _via_float("Sigmoid"),
         "QLinearLeakyRelu": _via_float("LeakyRelu"), "QLinearConcat": _qlinear_concat,
+        "QLinearSoftmax": _qlinear_softmax,
     }
     for op in INT_PASSTHROUGH_OPS:
         ops[op] = _int_passthrough(op)
