@@ -116,3 +116,13 @@ def test_run_with_fixed_dim(tmp_path, capsys):
         assert z["logits"].shape == (2, 3)
     assert main(args + ["--dim", "seq=twelve"]) == 2
     assert "expected NAME=SIZE" in capsys.readouterr().err
+
+
+def test_run_float_checks_against_onnxruntime(tmp_path, mobilenet, capsys):
+    import json
+    _, p = mobilenet
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    assert main(["run", str(p), "--input", str(tmp_path / "x.npy"), "--ort", "--json", str(tmp_path / "r.json")]) == 0
+    assert "vs onnxruntime  logits" in capsys.readouterr().out
+    d = json.loads((tmp_path / "r.json").read_text())["onnxruntime"]["logits"]
+    assert 0 <= d["rel_diff"] <= 1e-4 and d["max_abs_ref"] > 0

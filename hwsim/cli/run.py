@@ -14,13 +14,13 @@ import numpy as np
 
 from hwsim.errors import ConfigError
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute", "parse_dims"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute", "parse_dims", "compare_with_ort"]
 
 HELP = "execute a model (float, fake-quant or integer) on an input and save every output"
 DESCRIPTION = """\
 Execute MODEL on the input X and write every graph output, keyed by output name, to an .npz.
 
-  hwsim run model.onnx --input x.npy --mode float --out out.npz
+  hwsim run model.onnx --input x.npy --mode float --out out.npz --ort
   hwsim run model.onnx --input x.npz --mode int --profile hw_profiles/cpu_onnxruntime.yaml \\
         --calib calib.npz --bits W8A8 --out out.npz --compare
 
@@ -38,6 +38,9 @@ def add_arguments(p) -> None:
                    help="float: NumPy float32 reference; fake: quantize-dequantize simulation; "
                         "int: integer kernels with the profile's arithmetic (default: float)")
     p.add_argument("--out", "-o", metavar="OUT.npz", help="write every graph output here, keyed by output name")
+    p.add_argument("--ort", action="store_true",
+                   help="also run the model with onnxruntime (float) on the same input and print, per output, "
+                        "max|diff| relative to max|onnxruntime output|")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="fix a named dynamic input dimension (e.g. --dim seq=128; repeatable); "
                         "the batch dimension may stay dynamic")
@@ -108,6 +111,12 @@ def run(args) -> int:
         a = np.asarray(outputs[name])
         rng = f"min {a.min():.6g}  max {a.max():.6g}" if a.size and a.dtype.kind in "fiu" else ""
         print(f"  {name:<{width}}  shape {tuple(a.shape)}  {a.dtype.name}  {rng}")
+    ort_cmp = None
+    if getattr(args, "ort", False):
+        ort_cmp = compare_with_ort(args.model, graph, feeds, outputs)
+        for name, d in ort_cmp.items():
+            print(f"  vs onnxruntime  {name:<{width}}  max|diff| {d['max_abs_diff']:.3g} = "
+                  f"{d['rel_diff']:.3g} of max|ref| {d['max_abs_ref']:.6g}")
     if args.out:
         atomic_write_npz(args.out, {k: np.asarray(outputs[k]) for k in graph.outputs})
         print(f"wrote {args.out}")
@@ -117,9 +126,40 @@ def run(args) -> int:
         atomic_write_json(args.json, {
             "model": graph.name, "mode": "float", "import_s": t1 - t0, "run_s": t2 - t1,
             "inputs": {k: {"shape": list(np.shape(v)), "dtype": np.asarray(v).dtype.name} for k, v in feeds.items()},
-            "outputs": {k: _stats(np.asarray(outputs[k])) for k in graph.outputs}})
+            "outputs": {k: _stats(np.asarray(outputs[k])) for k in graph.outputs},
+            **({"onnxruntime": ort_cmp} if ort_cmp is not None else {})})
         print(f"wrote {args.json}")
     return 0
+
+
+def compare_with_ort(model_path, graph, feeds, outputs) -> dict[str, dict]:
+    """Run ``model_path`` with onnxruntime (CPU, float) on ``feeds``; per graph output the
+    max absolute difference to ``outputs``, the reference's max magnitude and their ratio."""
+    import onnxruntime as ort
+
+    from hwsim.errors import ModelError
+    from hwsim.float_exec import prepare_feeds
+
+    fed = prepare_feeds(graph, feeds)
+    try:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        ref = dict(zip(names, sess.run(names, {i.name: fed[i.name] for i in sess.get_inputs()})))
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{model_path}: onnxruntime could not run the model "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    out = {}
+    for k in graph.outputs:
+        r = np.asarray(ref[k], dtype=np.float64)
+        a = np.asarray(outputs[k], dtype=np.float64)
+        if r.shape != a.shape:
+            raise ModelError(f"output '{k}': shape {a.shape} differs from onnxruntime's {r.shape}")
+        diff = float(np.abs(a - r).max()) if r.size else 0.0
+        mag = float(np.abs(r).max()) if r.size else 0.0
+        out[k] = {"max_abs_diff": diff, "max_abs_ref": mag, "rel_diff": diff / mag if mag else diff}
+    return out
 
 
 def _stats(a: np.ndarray) -> dict:
