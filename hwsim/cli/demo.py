@@ -45,40 +45,17 @@ def export_demo_files(out_dir) -> dict:
         buf = io.BytesIO()
         np.save(buf, arr)
         files[name] = atomic_write_bytes(out / name, buf.getvalue())
-    files["digits_cnn_qdq.onnx"] = _quantize_with_onnxruntime(files["digits_cnn.onnx"], calib,
-                                                              out / "digits_cnn_qdq.onnx")
-    return files
-
-
-def _quantize_with_onnxruntime(model_path, calib, dst):
-    """A third-party quantized model: onnxruntime.quantization.quantize_static, QDQ format,
-    uint8 activations, per-channel int8 weights."""
-    import tempfile
-    from pathlib import Path
-
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    from hwsim.demo_data import DEMO_INPUT_NAME
-    from hwsim.io import atomic_write_bytes
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._batches = iter([{DEMO_INPUT_NAME: calib[i:i + 64]} for i in range(0, len(calib), 64)])
-
-        def get_next(self):
-            return next(self._batches, None)
-
     import logging
 
-    with tempfile.TemporaryDirectory() as tmp:
-        q = Path(tmp) / "q.onnx"
-        logging.disable(logging.WARNING)     # quantize_static advises pre-processing on the root logger
-        try:
-            quantize_static(str(model_path), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        finally:
-            logging.disable(logging.NOTSET)
-        return atomic_write_bytes(dst, q.read_bytes())
+    from hwsim.demo_data import demo_qdq_model
+
+    logging.disable(logging.WARNING)     # quantize_static advises pre-processing on the root logger
+    try:
+        qdq = demo_qdq_model(activation="uint8", weight="int8", fmt="qdq")
+    finally:
+        logging.disable(logging.NOTSET)
+    files["digits_cnn_qdq.onnx"] = atomic_write_bytes(out / "digits_cnn_qdq.onnx", qdq)
+    return files
 
 
 def run(args) -> int:
