@@ -309,3 +309,29 @@ def test_constant_pad_uses_the_quantized_pad_value(value):
     p = qg.params("y")
     assert raw["y"][0, 0, 0, 0] == p.quantize(np.array([value], np.float32))[0]
     assert compare(qg, {"x": x}).rows[0].local_max_lsb == 0
+
+
+def test_split_lut_reduce_and_global_max_ops_run_in_integer():
+    from onnx import helper
+    from tests.onnx_models import make_model
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Split", ["c", "sp"], ["a", "b"], axis=1),
+             helper.make_node("LeakyRelu", ["a"], ["la"], alpha=0.1),
+             helper.make_node("Exp", ["b"], ["eb"]),
+             helper.make_node("Concat", ["la", "eb"], ["cc"], axis=1),
+             helper.make_node("GlobalMaxPool", ["cc"], ["gm"]),
+             helper.make_node("ReduceSum", ["cc", "ax"], ["rs"], keepdims=1),
+             helper.make_node("Mul", ["gm", "rs"], ["m"]),
+             helper.make_node("ReduceMean", ["m"], ["y"], axes=[1], keepdims=0)]
+    m = make_model(nodes, [("x", ["N", 3, 8, 8])], [("y", None)],
+                   [("W", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)), ("sp", np.array([4, 4], np.int64)),
+                    ("ax", np.array([2, 3], np.int64))], opset=13)
+    g = load_model(m)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    stats = calibrate(g, x, progress=False)
+    for prof in (ORT, TFL):
+        rep = compare(quantize_graph(g, prof, stats, "W8A8"), {"x": x})
+        assert not rep.int_report.float_islands
+        assert max(r.local_max_lsb for r in rep.rows) <= 1
+        assert rep.outputs["y"]["sqnr_int_db"] > 15

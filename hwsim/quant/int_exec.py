@@ -298,6 +298,10 @@ def _avgpool(node, inputs, ctx):
         axes = tuple(range(2, x.ndim))
         n = int(np.prod([x.shape[i] for i in axes]))
         acc = x.sum(axis=axes, keepdims=True)
+    elif node.op in ("ReduceMean", "ReduceSum"):
+        axes = tuple(int(a) % x.ndim for a in node.attrs["axes"])
+        acc = x.sum(axis=axes, keepdims=bool(node.attrs.get("keepdims", 1)))
+        n = int(np.prod([x.shape[i] for i in axes])) if node.op == "ReduceMean" else 1
     else:
         a = node.attrs
         kshape = tuple(a["kernel_shape"])
@@ -314,7 +318,7 @@ def _avgpool(node, inputs, ctx):
         plan._cache["rp"] = rp
     lim = 1 << (plan.accumulator_bits - 1)
     ov = int(np.count_nonzero((acc < -lim) | (acc >= lim)))
-    y, st = k.requantize(acc, rp, axis=1)
+    y, st = k.requantize(acc, rp, axis=-1)
     from hwsim.kernels.params import KernelStats
     _rec(ctx, node, plan, KernelStats(macs=int(acc.size) * n, acc_overflows=ov, out_clamped=st.out_clamped))
     return (y,)
@@ -346,6 +350,8 @@ def _move(node, inputs, ctx):
         y = float_dispatch()["Pad"](node, inputs, None)[0]
     elif node.op == "Concat":
         return _concat(node, inputs, ctx, plan)
+    elif node.op == "Split":
+        return _split(node, inputs, ctx, plan)
     else:
         y = float_dispatch()[node.op](node, inputs, None)[0]
     _rec(ctx, node, plan)
@@ -381,6 +387,29 @@ def _concat(node, inputs, ctx, plan):
         total = st if total is None else total + st
     _rec(ctx, node, plan, total)
     return (np.concatenate(parts, axis=node.attrs["axis"]),)
+
+
+def _split(node, inputs, ctx, plan):
+    """Split the integer codes; pieces whose quantizer differs from the input's are requantized."""
+    k = _k()
+    p_in = plan.inputs[0]
+    pieces = float_dispatch()["Split"](node, [inputs[0], *inputs[1:]], None)
+    out, total = [], None
+    for i, (y, p) in enumerate(zip(pieces, plan.outputs)):
+        if p is None or _same(p_in, p):
+            out.append(y.astype(p_in.fmt.storage_dtype, copy=False))
+            continue
+        rp = plan._cache.get(("split", i))
+        if rp is None:
+            from hwsim.kernels.params import RequantParams
+            rp = RequantParams.create(ctx.qg.profile.requant_for(plan.pair), float(p_in.scale), np.float32(1.0),
+                                      float(p.scale), p.fmt, int(p.zero_point), rounding=plan.rounding)
+            plan._cache[("split", i)] = rp
+        yq, st = k.requantize(y.astype(np.int64) - int(p_in.zero_point), rp, axis=-1)
+        out.append(yq)
+        total = st if total is None else total + st
+    _rec(ctx, node, plan, total)
+    return tuple(out)
 
 
 def _lut(node, inputs, ctx):
@@ -468,7 +497,8 @@ def _float(node, inputs, ctx):
 _BY_KIND = {"lut": _lut, "float_island": _float_island, "fused": _fused, "move": _move, "float": _float}
 _INT_BY_OP = {"Conv": _conv, "Gemm": _gemm, "MatMul": _gemm, "Add": _elementwise, "Mul": _elementwise,
               "Div": _elementwise, "Sub": _elementwise,
-              "AveragePool": _avgpool, "GlobalAveragePool": _avgpool}
+              "AveragePool": _avgpool, "GlobalAveragePool": _avgpool, "ReduceMean": _avgpool,
+              "ReduceSum": _avgpool}
 
 
 def _dispatch_node(node, inputs, ctx):

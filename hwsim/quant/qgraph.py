@@ -72,15 +72,18 @@ INTEGER_OPS: dict[str, str] = {
     # integer kernels (hwsim.kernels): GEMM/conv with requantization, elementwise add/mul
     "Conv": "int", "Gemm": "int", "MatMul": "int",
     "Add": "int", "Mul": "int",
-    "AveragePool": "int", "GlobalAveragePool": "int",
+    "AveragePool": "int", "GlobalAveragePool": "int", "ReduceMean": "int", "ReduceSum": "int",
     # integer clamp / pure data movement on integer codes
     "Relu": "move", "Clip": "move", "MaxPool": "move", "Concat": "move", "Reshape": "move",
     "Flatten": "move", "Transpose": "move", "Squeeze": "move", "Unsqueeze": "move", "Identity": "move",
-    "Pad": "move", "Slice": "move", "Gather": "move",
+    "Pad": "move", "Slice": "move", "Gather": "move", "GlobalMaxPool": "move", "ReduceMax": "move",
+    "Expand": "move", "Split": "move",
     # integer lookup tables (one entry per input code)
     "Sigmoid": "lut", "Tanh": "lut", "HardSwish": "lut", "HardSigmoid": "lut", "Erf": "lut", "Sqrt": "lut",
+    "Gelu": "lut", "LeakyRelu": "lut", "Exp": "lut", "Neg": "lut",
     # no integer formulation in the kernels: dequantize -> float op -> quantize, reported as float islands
-    "Softmax": "float_island", "LayerNormalization": "float_island", "ReduceMean": "float_island",
+    "Softmax": "float_island", "LayerNormalization": "float_island", "PRelu": "float_island",
+    "Resize": "float_island", "Equal": "float_island", "Where": "float_island", "Cast": "float_island",
     "Sub": "float_island", "Div": "float_island", "Pow": "float_island", "BatchNormalization": "float_island",
 }
 """How each op runs in the integer executor: ``int`` (integer kernel), ``move`` (integer data
@@ -88,7 +91,7 @@ movement / clamp, same scale in and out unless requantized), ``lut`` (integer lo
 ``float_island`` (dequantize, float op, quantize; flagged in every report)."""
 
 _FUSE_INTO = {"Conv", "Gemm", "MatMul"}
-_MULTI_DATA = {"Add", "Sub", "Mul", "Div", "Pow", "Concat"}
+_MULTI_DATA = {"Add", "Sub", "Mul", "Div", "Pow", "Concat", "Equal"}
 _LUT_MAX_BITS = 16
 
 
@@ -104,6 +107,8 @@ def data_inputs(graph: Graph, node: Node) -> tuple[int, ...]:
         return (0,) if graph.is_constant(ins[1]) else (0, 1)
     if node.op in _MULTI_DATA:
         return tuple(i for i, t in enumerate(ins) if t)
+    if node.op == "Where":
+        return (1, 2)
     return (0,)
 
 
@@ -379,16 +384,24 @@ class Quantizer:
         for info in g.inputs:
             if np.dtype(info.dtype or "float32").kind == "f":     # integer inputs (indices) are not quantized
                 uf.add(info.name)
+        def is_float(t):
+            if g.is_constant(t):
+                return np.asarray(g.constants[t]).dtype.kind == "f"
+            return np.dtype(g.dtypes.get(t) or "float32").kind == "f"
+
         for n in g.nodes:
             for i in self.data_pos[n.name]:
-                uf.add(n.inputs[i])
+                if n.inputs[i] and is_float(n.inputs[i]):
+                    uf.add(n.inputs[i])
             for t in n.outputs:
-                if t:
+                if t and is_float(t):
                     uf.add(t)
         for n in g.nodes:
             spec = OPS.get(n.op)
             if spec is not None and spec.passthrough:
                 t_in, t_out = n.inputs[0], n.outputs[0]
+                if t_in not in uf.parent or t_out not in uf.parent:
+                    continue
                 uf.union(t_in, t_out)
                 if n.op in ("Relu", "Clip"):
                     p = g.producer(t_in)
@@ -398,10 +411,10 @@ class Quantizer:
                         fused[p.name] = n.name
                         non_source.add(t_in)
             elif prof.shares_scale(n.op):
-                ins = [n.inputs[i] for i in self.data_pos[n.name]]
+                ins = [n.inputs[i] for i in self.data_pos[n.name] if n.inputs[i] in uf.parent]
                 for t in ins[1:]:
                     uf.union(ins[0], t)
-                if n.op == "Concat":
+                if n.op == "Concat" and ins and n.outputs[0] in uf.parent:
                     uf.union(ins[0], n.outputs[0])
         sets: dict[str, list[str]] = {}
         for t in uf.parent:
@@ -417,8 +430,8 @@ class Quantizer:
         for n in g.nodes:
             if n.name in cfg_nodes:
                 for i in self.data_pos[n.name]:
-                    s = self.set_of[n.inputs[i]]
-                    if n.name not in readers[s]:
+                    s = self.set_of.get(n.inputs[i])
+                    if s is not None and n.name not in readers[s]:
                         readers[s].append(n.name)
         self.readers = readers
         # the node producing the set (for output sets and fixed ranges)
@@ -705,7 +718,8 @@ class Quantizer:
             kw.update(requant=self.profile.requant_for(pair), accumulator_bits=self.profile.accumulator_bits_for(pair),
                       overflow=arith.overflow)
         if not self.dynamic:
-            cq = {i: self.const(n.inputs[i], ins[i]) for i in dpos if n.inputs[i] and g.is_constant(n.inputs[i])}
+            cq = {i: self.const(n.inputs[i], ins[i]) for i in dpos
+                  if n.inputs[i] and g.is_constant(n.inputs[i]) and ins[i] is not None}
             if derived is not None:
                 cq[1] = derived[1]
                 kw["as_op"] = as_op
