@@ -194,6 +194,97 @@ def _vsum(typingctx, v):
     return types.int64(v), codegen
 
 
+_F16 = ir.VectorType(ir.FloatType(), 16)
+
+
+def _as_f(builder, v):
+    return builder.bitcast(v, _F16)
+
+
+@intrinsic
+def _vadd(typingctx, a, b):
+    """Lane-wise wrapping int32 addition."""
+    def codegen(context, builder, sig, args):
+        return builder.add(args[0], args[1])
+    return zmm(a, b), codegen
+
+
+@intrinsic
+def _vcvt_mul(typingctx, a, m):
+    """float32(int32 lanes of ``a``) * (float32 lanes of ``m``), rounded to float32 (bits in a Zmm)."""
+    def codegen(context, builder, sig, args):
+        f = builder.sitofp(args[0], _F16)
+        return builder.bitcast(builder.fmul(f, _as_f(builder, args[1])), _V16)
+    return zmm(a, m), codegen
+
+
+@intrinsic
+def _vcount_out(typingctx, f, lo, hi, nvalid):
+    """Number of the first ``nvalid`` float32 lanes of ``f`` below ``lo`` or above ``hi``."""
+    def codegen(context, builder, sig, args):
+        ff = _as_f(builder, args[0])
+        flo = builder.sitofp(args[1], ir.FloatType())
+        fhi = builder.sitofp(args[2], ir.FloatType())
+        vlo = builder.shuffle_vector(builder.insert_element(ir.Constant(_F16, ir.Undefined), flo,
+                                                            ir.Constant(_I32, 0)),
+                                     ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
+        vhi = builder.shuffle_vector(builder.insert_element(ir.Constant(_F16, ir.Undefined), fhi,
+                                                            ir.Constant(_I32, 0)),
+                                     ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
+        out = builder.or_(builder.fcmp_ordered("<", ff, vlo), builder.fcmp_ordered(">", ff, vhi))
+        bits = builder.zext(builder.bitcast(out, ir.IntType(16)), ir.IntType(64))
+        n = args[3]
+        mask = builder.sub(builder.shl(ir.Constant(ir.IntType(64), 1), n), ir.Constant(ir.IntType(64), 1))
+        bits = builder.and_(bits, mask)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), [ir.IntType(64)]),
+                                            "llvm.ctpop.i64")
+        return builder.call(fn, [bits])
+    return types.int64(f, lo, hi, nvalid), codegen
+
+
+@intrinsic
+def _vclamp_rint(typingctx, f, lo, hi, zy):
+    """int32(rint(min(max(f, lo), hi))) + zy on float32 lanes (ties to even)."""
+    def codegen(context, builder, sig, args):
+        ff = _as_f(builder, args[0])
+
+        def splat(x):
+            v = builder.insert_element(ir.Constant(_F16, ir.Undefined), builder.sitofp(x, ir.FloatType()),
+                                       ir.Constant(_I32, 0))
+            return builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
+        vlo, vhi = splat(args[1]), splat(args[2])
+        ff = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
+        ff = builder.select(builder.fcmp_ordered(">", ff, vhi), vhi, ff)
+        rint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F16, [_F16]), "llvm.rint.v16f32")
+        r = builder.fptosi(builder.call(rint, [ff]), _V16)
+        z = builder.trunc(args[3], _I32) if args[3].type.width > 32 else args[3]
+        zv = builder.shuffle_vector(builder.insert_element(ir.Constant(_V16, ir.Undefined), z, ir.Constant(_I32, 0)),
+                                    ir.Constant(_V16, ir.Undefined), ir.Constant(_V16, None))
+        return builder.add(r, zv)
+    return zmm(f, lo, hi, zy), codegen
+
+
+@intrinsic
+def _vstore_narrow(typingctx, arr, idx, v):
+    """Store 16 int32 lanes, truncated (or sign-extended) to the array's integer type."""
+    et = arr.dtype
+    if not isinstance(et, types.Integer):
+        return None
+    width = et.bitwidth
+
+    def codegen(context, builder, sig, args):
+        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        vt = ir.VectorType(ir.IntType(width), 16)
+        v = args[2]
+        if width < 32:
+            v = builder.trunc(v, vt)
+        elif width > 32:
+            v = builder.sext(v, vt)
+        builder.store(v, builder.bitcast(p, vt.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(arr, idx, v), codegen
+
+
 XOR8 = -2139062144    # 0x80808080 as int32: uint8 <-> int8 by flipping the top bit of each byte
 XOR16 = -2147450880   # 0x80008000 as int32: uint16 <-> int16
 
@@ -737,6 +828,32 @@ def _acc_at(T, T64, blocked, i, c):
 
 
 @njit(cache=True, nogil=True)
+def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out):
+    """ONNX Runtime scheme on 16 lanes at a time: a lane-wise transcription of
+    :func:`hwsim.kernels.fixedpoint.scale_f32_rne` (float32 product, float clamp counted,
+    rne) plus the zero point; int32 tile only, outputs of at most 16 bits (float32 bounds
+    exact). ``corr32``/``mf`` are padded to whole panels. Returns the clamp count."""
+    clamped = 0
+    R = np.empty(16, np.int32)
+    nv = (n1 - n0 + 15) // 16
+    for m in range(m0, m1):
+        o = orow[m]
+        for j in range(nv):
+            nb = n0 + 16 * j
+            valid = min(16, n1 - nb)
+            f = _vcvt_mul(_vadd(_vload(T, (m - m0) * NR + 16 * j), _vload(corr32, nb)), _vload(mf, nb))
+            clamped += _vcount_out(f, lo, hi, valid)
+            r = _vclamp_rint(f, lo, hi, zy)
+            if sn == 1 and valid == 16:
+                _vstore_narrow(out, o + nb, r)
+            else:
+                _vstore(R, 0, r)
+                for lane in range(valid):
+                    out[o + (nb + lane) * sn] = R[lane]
+    return clamped
+
+
+@njit(cache=True, nogil=True)
 def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
               mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
     """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
@@ -783,7 +900,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -813,13 +930,17 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
-        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+        if vec:
+            clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
+                                         zy, orow, sn, out)
+        else:
+            clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -849,13 +970,17 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
-        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+        if vec:
+            clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
+                                         zy, orow, sn, out)
+        else:
+            clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -885,8 +1010,12 @@ def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow,
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
-        clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                 mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+        if vec:
+            clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
+                                         zy, orow, sn, out)
+        else:
+            clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
+                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 _RUN = {"b8": _run_b8, "b4": _run_b4, "w16": _run_w16}
@@ -992,8 +1121,17 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
                 per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                 rp.act_max, rnd)
+    npad = ((N + NR - 1) // NR) * NR
+    vec = bool(requant is not None and args[1] == 0 and len(blocks) == 2 and out.dtype.itemsize <= 2
+               and np.abs(corr).max(initial=0) <= _INT32_MAX)
+    corr32 = np.zeros(npad, np.int32)
+    mfp = np.zeros(npad, np.float32)
+    if vec:
+        corr32[:N] = corr
+        mfp[:N] = args[2]
+        args = args[:2] + (mfp,) + args[3:]
     _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
-              pw.pstride, N, xm, corr, orow, sn, out, *args, clamps)
+              pw.pstride, N, xm, corr, orow, sn, out, *args, clamps, vec, corr32)
     return int(clamps.sum())
 
 
