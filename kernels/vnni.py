@@ -8,9 +8,11 @@ microkernels keep a 6 x 64 tile of int32 accumulators in 24 zmm registers; activ
 read in place (row-major, 4-byte broadcasts, no packing pass), weights are packed once per
 call into panels of 64 output channels.
 
-Signed 8-bit activations are flipped to unsigned with ``x ^ 0x80`` (= x + 128) inside the
-tile and the exact correction ``-128 * colsum(w)`` is folded into the per-channel
-constant; unsigned 16-bit activations likewise with ``x ^ 0x8000``. int4 weights are stored
+Signed 8-bit activations are flipped to unsigned with ``x ^ 0x80`` (= x + 128) in one
+vectorised pass before the kernel (an xor inside the tile would compete with
+``vpdpbusd`` for the same execution ports) and the exact correction ``-128 * colsum(w)``
+is folded into the per-channel constant; unsigned 16-bit activations likewise with
+``x ^ 0x8000``. int4 weights are stored
 as biased nibbles (w + 8), two per byte, and unpacked to int8 inside the tile.
 
 Everything here is compiled lazily (``cache=True``); the instructions are only generated
@@ -296,15 +298,14 @@ XOR16 = -2147450880   # 0x80008000 as int32: uint16 <-> int16
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
-    """6x64 tile: uint8 activations (int8 ones flipped by xm) x int8 weights, vpdpbusd."""
+def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
+    """6x64 tile: uint8 activations (int8 ones flipped beforehand) x int8 weights, vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
     c10 = c11 = c12 = c13 = _vzero()
     c20 = c21 = c22 = c23 = _vzero()
     c30 = c31 = c32 = c33 = _vzero()
     c40 = c41 = c42 = c43 = _vzero()
     c50 = c51 = c52 = c53 = _vzero()
-    xv = _vsplat(xm)
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -319,37 +320,37 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b2 = _vload(Bp, pb + 128)
             b3 = _vload(Bp, pb + 192)
             pb += 256
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpbusd(c00, a, b0)
             c01 = _vdpbusd(c01, a, b1)
             c02 = _vdpbusd(c02, a, b2)
             c03 = _vdpbusd(c03, a, b3)
-            a = _vxor(_vbcast4(A, p1), xv)
+            a = _vbcast4(A, p1)
             p1 += 4
             c10 = _vdpbusd(c10, a, b0)
             c11 = _vdpbusd(c11, a, b1)
             c12 = _vdpbusd(c12, a, b2)
             c13 = _vdpbusd(c13, a, b3)
-            a = _vxor(_vbcast4(A, p2), xv)
+            a = _vbcast4(A, p2)
             p2 += 4
             c20 = _vdpbusd(c20, a, b0)
             c21 = _vdpbusd(c21, a, b1)
             c22 = _vdpbusd(c22, a, b2)
             c23 = _vdpbusd(c23, a, b3)
-            a = _vxor(_vbcast4(A, p3), xv)
+            a = _vbcast4(A, p3)
             p3 += 4
             c30 = _vdpbusd(c30, a, b0)
             c31 = _vdpbusd(c31, a, b1)
             c32 = _vdpbusd(c32, a, b2)
             c33 = _vdpbusd(c33, a, b3)
-            a = _vxor(_vbcast4(A, p4), xv)
+            a = _vbcast4(A, p4)
             p4 += 4
             c40 = _vdpbusd(c40, a, b0)
             c41 = _vdpbusd(c41, a, b1)
             c42 = _vdpbusd(c42, a, b2)
             c43 = _vdpbusd(c43, a, b3)
-            a = _vxor(_vbcast4(A, p5), xv)
+            a = _vbcast4(A, p5)
             p5 += 4
             c50 = _vdpbusd(c50, a, b0)
             c51 = _vdpbusd(c51, a, b1)
@@ -382,15 +383,24 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
+def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
     """6x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
+    lo = _vsplat(0x0F0F0F0F)
+    eight = _vsplat(0x08080808)
     c10 = c11 = c12 = c13 = _vzero()
+    lo = _vsplat(0x0F0F0F0F)
+    eight = _vsplat(0x08080808)
     c20 = c21 = c22 = c23 = _vzero()
+    lo = _vsplat(0x0F0F0F0F)
+    eight = _vsplat(0x08080808)
     c30 = c31 = c32 = c33 = _vzero()
+    lo = _vsplat(0x0F0F0F0F)
+    eight = _vsplat(0x08080808)
     c40 = c41 = c42 = c43 = _vzero()
+    lo = _vsplat(0x0F0F0F0F)
+    eight = _vsplat(0x08080808)
     c50 = c51 = c52 = c53 = _vzero()
-    xv = _vsplat(xm)
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
     for t in range(t0, t1):
@@ -409,37 +419,37 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b1 = _vsub8(_vand(_vsrl16(v0, 4), lo), eight)
             b2 = _vsub8(_vand(v1, lo), eight)
             b3 = _vsub8(_vand(_vsrl16(v1, 4), lo), eight)
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpbusd(c00, a, b0)
             c01 = _vdpbusd(c01, a, b1)
             c02 = _vdpbusd(c02, a, b2)
             c03 = _vdpbusd(c03, a, b3)
-            a = _vxor(_vbcast4(A, p1), xv)
+            a = _vbcast4(A, p1)
             p1 += 4
             c10 = _vdpbusd(c10, a, b0)
             c11 = _vdpbusd(c11, a, b1)
             c12 = _vdpbusd(c12, a, b2)
             c13 = _vdpbusd(c13, a, b3)
-            a = _vxor(_vbcast4(A, p2), xv)
+            a = _vbcast4(A, p2)
             p2 += 4
             c20 = _vdpbusd(c20, a, b0)
             c21 = _vdpbusd(c21, a, b1)
             c22 = _vdpbusd(c22, a, b2)
             c23 = _vdpbusd(c23, a, b3)
-            a = _vxor(_vbcast4(A, p3), xv)
+            a = _vbcast4(A, p3)
             p3 += 4
             c30 = _vdpbusd(c30, a, b0)
             c31 = _vdpbusd(c31, a, b1)
             c32 = _vdpbusd(c32, a, b2)
             c33 = _vdpbusd(c33, a, b3)
-            a = _vxor(_vbcast4(A, p4), xv)
+            a = _vbcast4(A, p4)
             p4 += 4
             c40 = _vdpbusd(c40, a, b0)
             c41 = _vdpbusd(c41, a, b1)
             c42 = _vdpbusd(c42, a, b2)
             c43 = _vdpbusd(c43, a, b3)
-            a = _vxor(_vbcast4(A, p5), xv)
+            a = _vbcast4(A, p5)
             p5 += 4
             c50 = _vdpbusd(c50, a, b0)
             c51 = _vdpbusd(c51, a, b1)
@@ -472,15 +482,14 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
-    """6x64 tile: int16 activations (uint16 ones flipped by xm) x int16 weights, vpdpwssd."""
+def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
+    """6x64 tile: int16 activations (uint16 ones flipped beforehand) x int16 weights, vpdpwssd."""
     c00 = c01 = c02 = c03 = _vzero()
     c10 = c11 = c12 = c13 = _vzero()
     c20 = c21 = c22 = c23 = _vzero()
     c30 = c31 = c32 = c33 = _vzero()
     c40 = c41 = c42 = c43 = _vzero()
     c50 = c51 = c52 = c53 = _vzero()
-    xv = _vsplat(xm)
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -495,37 +504,37 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b2 = _vload(Bp, pb + 128)
             b3 = _vload(Bp, pb + 192)
             pb += 256
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpwssd(c00, a, b0)
             c01 = _vdpwssd(c01, a, b1)
             c02 = _vdpwssd(c02, a, b2)
             c03 = _vdpwssd(c03, a, b3)
-            a = _vxor(_vbcast4(A, p1), xv)
+            a = _vbcast4(A, p1)
             p1 += 4
             c10 = _vdpwssd(c10, a, b0)
             c11 = _vdpwssd(c11, a, b1)
             c12 = _vdpwssd(c12, a, b2)
             c13 = _vdpwssd(c13, a, b3)
-            a = _vxor(_vbcast4(A, p2), xv)
+            a = _vbcast4(A, p2)
             p2 += 4
             c20 = _vdpwssd(c20, a, b0)
             c21 = _vdpwssd(c21, a, b1)
             c22 = _vdpwssd(c22, a, b2)
             c23 = _vdpwssd(c23, a, b3)
-            a = _vxor(_vbcast4(A, p3), xv)
+            a = _vbcast4(A, p3)
             p3 += 4
             c30 = _vdpwssd(c30, a, b0)
             c31 = _vdpwssd(c31, a, b1)
             c32 = _vdpwssd(c32, a, b2)
             c33 = _vdpwssd(c33, a, b3)
-            a = _vxor(_vbcast4(A, p4), xv)
+            a = _vbcast4(A, p4)
             p4 += 4
             c40 = _vdpwssd(c40, a, b0)
             c41 = _vdpwssd(c41, a, b1)
             c42 = _vdpwssd(c42, a, b2)
             c43 = _vdpwssd(c43, a, b3)
-            a = _vxor(_vbcast4(A, p5), xv)
+            a = _vbcast4(A, p5)
             p5 += 4
             c50 = _vdpwssd(c50, a, b0)
             c51 = _vdpwssd(c51, a, b1)
@@ -558,10 +567,9 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
-    """1x64 tile: uint8 activations (int8 ones flipped by xm) x int8 weights, vpdpbusd."""
+def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
+    """1x64 tile: uint8 activations (int8 ones flipped beforehand) x int8 weights, vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
-    xv = _vsplat(xm)
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -571,7 +579,7 @@ def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b2 = _vload(Bp, pb + 128)
             b3 = _vload(Bp, pb + 192)
             pb += 256
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpbusd(c00, a, b0)
             c01 = _vdpbusd(c01, a, b1)
@@ -584,10 +592,9 @@ def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
+def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
     """1x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
     c00 = c01 = c02 = c03 = _vzero()
-    xv = _vsplat(xm)
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
     for t in range(t0, t1):
@@ -601,7 +608,7 @@ def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b1 = _vsub8(_vand(_vsrl16(v0, 4), lo), eight)
             b2 = _vsub8(_vand(v1, lo), eight)
             b3 = _vsub8(_vand(_vsrl16(v1, 4), lo), eight)
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpbusd(c00, a, b0)
             c01 = _vdpbusd(c01, a, b1)
@@ -614,10 +621,9 @@ def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
-    """1x64 tile: int16 activations (uint16 ones flipped by xm) x int16 weights, vpdpwssd."""
+def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
+    """1x64 tile: int16 activations (uint16 ones flipped beforehand) x int16 weights, vpdpwssd."""
     c00 = c01 = c02 = c03 = _vzero()
-    xv = _vsplat(xm)
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -627,7 +633,7 @@ def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, xm, T):
             b2 = _vload(Bp, pb + 128)
             b3 = _vload(Bp, pb + 192)
             pb += 256
-            a = _vxor(_vbcast4(A, p0), xv)
+            a = _vbcast4(A, p0)
             p0 += 4
             c00 = _vdpwssd(c00, a, b0)
             c01 = _vdpwssd(c01, a, b1)
@@ -899,7 +905,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -922,10 +928,10 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
             m = m0
             while m + MR <= m1:
                 _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += MR
             while m < m1:
-                _mk_b8_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                _mk_b8_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
@@ -939,7 +945,7 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -962,10 +968,10 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
             m = m0
             while m + MR <= m1:
                 _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += MR
             while m < m1:
-                _mk_b4_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                _mk_b4_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
@@ -979,7 +985,7 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow, sn, out,
+def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -1002,10 +1008,10 @@ def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, xm, corr, orow,
             m = m0
             while m + MR <= m1:
                 _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += MR
             while m < m1:
-                _mk_w16_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, xm, T[(m - m0) * NR:])
+                _mk_w16_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
                 m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
@@ -1082,7 +1088,12 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
     Splits the taps into blocks whose int32 partial sums cannot overflow. Returns the clamp
     count (0 without requantization)."""
     fam = pw.fam
-    xm = XOR8 if x_kernel_dtype == np.int8 else (XOR16 if x_kernel_dtype == np.uint16 else 0)
+    # the instructions take uint8 (vpdpbusd) / int16 (vpdpwssd) activations: flip the top bit
+    # of int8 / uint16 ones (x + 128 / x - 32768); the correction below makes it exact
+    if x_kernel_dtype == np.int8:
+        a_bytes = np.bitwise_xor(a_bytes, np.uint8(0x80))
+    elif x_kernel_dtype == np.uint16:
+        a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
     zeff = int(zx) + (128 if x_kernel_dtype == np.int8 else 0) - (32768 if x_kernel_dtype == np.uint16 else 0)
     N = pw.n
     corr = -zeff * pw.colsum
@@ -1131,7 +1142,7 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         mfp[:N] = args[2]
         args = args[:2] + (mfp,) + args[3:]
     _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
-              pw.pstride, N, xm, corr, orow, sn, out, *args, clamps, vec, corr32)
+              pw.pstride, N, corr, orow, sn, out, *args, clamps, vec, corr32)
     return int(clamps.sum())
 
 
