@@ -8,6 +8,7 @@ requantization scheme with power-of-two and random scales, and extreme fixed-poi
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,14 @@ from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, c
 from hwsim.kernels import fixedpoint as fp
 from hwsim.kernels import reference as ref
 from hwsim.kernels.schemes import Requant, Rounding
+
+
+@pytest.fixture(autouse=True)
+def _portable_kernels(monkeypatch):
+    """These tests define and check the portable kernels: keep dispatch's fast paths out
+    (tests/test_vnni*.py compare the fast paths with the portable ones)."""
+    monkeypatch.setenv("HWSIM_KERNEL_PATH", "portable")
+
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -10,6 +10,14 @@ from hwsim.kernels import (AccumParams, ConvParams, GemmParams, KernelStats, Req
                            pack_int4, qconv2d, qgemm, quantize, requantize)
 from hwsim.kernels import fixedpoint as fp
 
+
+@pytest.fixture(autouse=True)
+def _portable_kernels(monkeypatch):
+    """These tests define and check the portable kernels: keep dispatch's fast paths out
+    (tests/test_vnni*.py compare the fast paths with the portable ones)."""
+    monkeypatch.setenv("HWSIM_KERNEL_PATH", "portable")
+
+
 K24 = 600                      # 600 * 255 * 127 = 19,431,000 > 2^23
 
 

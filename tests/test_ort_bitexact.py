@@ -22,6 +22,14 @@ from hwsim.bits import IntFormat  # noqa: E402
 from hwsim.kernels import (AccumParams, ConvParams, GemmParams, PackedInt4, RequantParams, conv2d_acc,  # noqa: E402
                            dequantize, gemm_acc, pack_int4, qconv2d, qgemm, quantize)
 
+
+@pytest.fixture(autouse=True)
+def _portable_kernels(monkeypatch):
+    """These tests define and check the portable kernels: keep dispatch's fast paths out
+    (tests/test_vnni*.py compare the fast paths with the portable ones)."""
+    monkeypatch.setenv("HWSIM_KERNEL_PATH", "portable")
+
+
 OPSET = 21
 _NP2TP = {np.dtype(np.uint8): TP.UINT8, np.dtype(np.int8): TP.INT8, np.dtype(np.int16): TP.INT16,
           np.dtype(np.uint16): TP.UINT16, np.dtype(np.int32): TP.INT32, np.dtype(np.float32): TP.FLOAT}
