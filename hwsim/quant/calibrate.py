@@ -134,6 +134,11 @@ def check_feeds(graph: Graph, feeds: Mapping[str, Any], source: str = "input") -
                 bad = int(a.size - np.count_nonzero(np.isfinite(a)))
                 raise DataError(f"{source}: input '{info.name}' has {bad} NaN/Inf value(s)")
             a = a.astype(want, copy=False)
+        elif want.kind in "iu":
+            if a.dtype.kind == "f":
+                raise DataError(f"{source}: input '{info.name}' has dtype {a.dtype}; the model expects "
+                                f"integers ({want})")
+            a = a.astype(want, copy=False)
         if info.shape is not None and len(info.shape) != a.ndim:
             raise DataError(f"{source}: input '{info.name}' has shape {a.shape}; the model expects rank "
                             f"{len(info.shape)} {_fmt_shape(info.shape)}")
