@@ -39,7 +39,7 @@ from bench_search_effnet_model import build_efficientnet_lite0, smooth_images  #
 
 def run_bench(images: int = 8, size: int = 64, target_sqnr: float | None = 20.0, full_curve: bool = False,
               profile: str = "cpu_onnxruntime", metric: str = "bops", workers: int = 2, out=None,
-              prefix_cache: bool = True) -> dict:
+              prefix_cache: bool = True, resume: bool = False) -> dict:
     from hwsim.onnx_import import load_model
     from hwsim.search import search
 
@@ -50,7 +50,7 @@ def run_bench(images: int = 8, size: int = 64, target_sqnr: float | None = 20.0,
     t_build = time.perf_counter() - t0
     r = search(graph, profile, x, target_sqnr=target_sqnr if not full_curve or target_sqnr is not None else None,
                cost_metric=metric, out_dir=out, full_curve=full_curve, workers=workers,
-               prefix_cache=prefix_cache, progress=sys.stderr.isatty(), resume=False)
+               prefix_cache=prefix_cache, progress=sys.stderr.isatty(), resume=resume)
     p = r.problem
     # the comparison AIMET reports: best path point at or below uniform W8A8's cost vs uniform W8A8
     w8 = r.baselines.get("W8A8")
@@ -156,6 +156,9 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-prefix-cache", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse evaluations checkpointed in --out by an earlier run with the same inputs "
+                         "(e.g. add --full-curve to a finished budget search)")
     ap.add_argument("--time-one", action="store_true", help="only time single evaluations")
     a = ap.parse_args(argv)
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -163,7 +166,7 @@ def main(argv=None):
         print(json.dumps(time_one(a.images, a.size, a.profile), indent=2))
         return 0
     res = run_bench(a.images, a.size, a.target_sqnr, a.full_curve, a.profile, a.metric, a.workers, a.out,
-                    not a.no_prefix_cache)
+                    not a.no_prefix_cache, a.resume)
     _print(res)
     return 0
 
