@@ -267,24 +267,86 @@ def _vclamp_rint(typingctx, f, lo, hi, zy):
 
 
 @intrinsic
-def _vstore_narrow(typingctx, arr, idx, v):
-    """Store 16 int32 lanes, truncated (or sign-extended) to the array's integer type."""
-    et = arr.dtype
-    if not isinstance(et, types.Integer):
-        return None
-    width = et.bitwidth
-
+def _vsplat_f32(typingctx, x):
+    """A float32 broadcast to 16 lanes (bits in a Zmm)."""
     def codegen(context, builder, sig, args):
-        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
-        vt = ir.VectorType(ir.IntType(width), 16)
-        v = args[2]
-        if width < 32:
-            v = builder.trunc(v, vt)
-        elif width > 32:
-            v = builder.sext(v, vt)
-        builder.store(v, builder.bitcast(p, vt.as_pointer()), align=1)
-        return context.get_dummy_value()
-    return types.void(arr, idx, v), codegen
+        f = context.cast(builder, args[0], sig.args[0], types.float32)
+        v = builder.insert_element(ir.Constant(_F16, ir.Undefined), f, ir.Constant(_I32, 0))
+        v = builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
+        return builder.bitcast(v, _V16)
+    return zmm(x), codegen
+
+
+@intrinsic
+def _vmul(typingctx, a, b):
+    """Lane-wise wrapping int32 multiplication (vpmulld)."""
+    def codegen(context, builder, sig, args):
+        return builder.mul(args[0], args[1])
+    return zmm(a, b), codegen
+
+
+def _make_stores(width):
+    """Intrinsics storing at a *byte* offset of a uint8 array: 16 int32 lanes narrowed (or
+    widened) to ``width`` bits, and one int64 scalar truncated to ``width`` bits."""
+    it = ir.IntType(width)
+    vt = ir.VectorType(it, 16)
+
+    @intrinsic
+    def vst(typingctx, arr, off, v):
+        def codegen(context, builder, sig, args):
+            p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+            x = args[2]
+            if width < 32:
+                x = builder.trunc(x, vt)
+            elif width > 32:
+                x = builder.sext(x, vt)
+            builder.store(x, builder.bitcast(p, vt.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return types.void(arr, off, v), codegen
+
+    @intrinsic
+    def sst(typingctx, arr, off, v):
+        def codegen(context, builder, sig, args):
+            p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+            x = context.cast(builder, args[2], sig.args[2], types.int64)
+            if width < 64:
+                x = builder.trunc(x, it)
+            builder.store(x, builder.bitcast(p, it.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return types.void(arr, off, v), codegen
+    return vst, sst
+
+
+_vst8, _sst8 = _make_stores(8)
+_vst16, _sst16 = _make_stores(16)
+_vst32, _sst32 = _make_stores(32)
+_vst64, _sst64 = _make_stores(64)
+
+
+@njit(cache=True, nogil=True)
+def _put(out, i, v, osize):
+    """out (uint8 bytes) element ``i`` of ``osize`` bytes := v (two's complement truncation)."""
+    if osize == 1:
+        _sst8(out, i, v)
+    elif osize == 2:
+        _sst16(out, i * 2, v)
+    elif osize == 4:
+        _sst32(out, i * 4, v)
+    else:
+        _sst64(out, i * 8, v)
+
+
+@njit(cache=True, nogil=True)
+def _vput(out, i, r, osize):
+    """16 consecutive elements ``i..i+15`` of ``osize`` bytes := the int32 lanes of r."""
+    if osize == 1:
+        _vst8(out, i, r)
+    elif osize == 2:
+        _vst16(out, i * 2, r)
+    elif osize == 4:
+        _vst32(out, i * 4, r)
+    else:
+        _vst64(out, i * 8, r)
 
 
 XOR8 = -2139062144    # 0x80808080 as int32: uint8 <-> int8 by flipping the top bit of each byte
@@ -834,7 +896,7 @@ def _acc_at(T, T64, blocked, i, c):
 
 
 @njit(cache=True, nogil=True)
-def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out):
+def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize):
     """ONNX Runtime scheme on 16 lanes at a time: a lane-wise transcription of
     :func:`hwsim.kernels.fixedpoint.scale_f32_rne` (float32 product, float clamp counted,
     rne) plus the zero point; int32 tile only, outputs of at most 16 bits (float32 bounds
@@ -851,16 +913,16 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out):
             clamped += _vcount_out(f, lo, hi, valid)
             r = _vclamp_rint(f, lo, hi, zy)
             if sn == 1 and valid == 16:
-                _vstore_narrow(out, o + nb, r)
+                _vput(out, o + nb, r, osize)
             else:
                 _vstore(R, 0, r)
                 for lane in range(valid):
-                    out[o + (nb + lane) * sn] = R[lane]
+                    _put(out, o + (nb + lane) * sn, R[lane], osize)
     return clamped
 
 
 @njit(cache=True, nogil=True)
-def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
+def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
               mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
     """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
     mode 0: ``out = acc``; mode 1: ``out = requantize_value(acc, ...)`` — the portable
@@ -872,7 +934,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
             base = (m - m0) * NR - n0
             o = orow[m]
             for n in range(n0, n1):
-                out[o + n * sn] = _acc_at(T, T64, blocked, base + n, corr[n])
+                _put(out, o + n * sn, _acc_at(T, T64, blocked, base + n, corr[n]), osize)
         return 0
     if code == 0:
         lo = amin - zy
@@ -883,7 +945,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
                 o = orow[m]
                 for n in range(n0, n1):
                     r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, base + n, corr[n]), mf[n], lo, hi)
-                    out[o + n] = r + zy
+                    _put(out, o + n, r + zy, osize)
                     clamped += k
         else:
             for n in range(n0, n1):
@@ -891,7 +953,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
                 for m in range(m0, m1):
                     r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]),
                                             mf[n], lo, hi)
-                    out[orow[m] + o] = r + zy
+                    _put(out, orow[m] + o, r + zy, osize)
                     clamped += k
         return clamped
     for n in range(n0, n1):
@@ -899,13 +961,13 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out,
         for m in range(m0, m1):
             v, k = requantize_value(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]), code, mult[n],
                                     m0s[n], shift[n], bterm[n], zy, amin, amax, rnd)
-            out[orow[m] + o] = v
+            _put(out, orow[m] + o, v, osize)
             clamped += k
     return clamped
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
+def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -938,14 +1000,14 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
                     T64[i] += T[i]
         if vec:
             clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out)
+                                         zy, orow, sn, out, osize)
         else:
             clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+                                     osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
+def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -978,14 +1040,14 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
                     T64[i] += T[i]
         if vec:
             clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out)
+                                         zy, orow, sn, out, osize)
         else:
             clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+                                     osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out,
+def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
@@ -1018,10 +1080,10 @@ def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn,
                     T64[i] += T[i]
         if vec:
             clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out)
+                                         zy, orow, sn, out, osize)
         else:
             clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                     mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+                                     osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
 _RUN = {"b8": _run_b8, "b4": _run_b4, "w16": _run_w16}
@@ -1142,7 +1204,8 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         mfp[:N] = args[2]
         args = args[:2] + (mfp,) + args[3:]
     _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
-              pw.pstride, N, corr, orow, sn, out, *args, clamps, vec, corr32)
+              pw.pstride, N, corr, orow, sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize, *args,
+              clamps, vec, corr32)
     return int(clamps.sum())
 
 
@@ -1410,62 +1473,79 @@ def conv_plan(x, w, bias, params):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _dw_run(x, w, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps):
-    """Direct depthwise conv, one (image, channel) plane per task: centred, zero-padded int32
-    copy of the input plane, int32 row accumulation (vectorised over output columns), then
-    the fused epilogue (the portable path's per-element requantization). ``out`` is
-    (N, Cout, OH, OW)."""
+def _dw_run(x, w, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out, osize,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
+    """Direct depthwise conv, one (image, channel) plane per task: a centred, zero-padded
+    int32 copy of the input plane; 16 output columns per zmm (``vpmulld`` + ``vpaddd`` per
+    tap, stride 1) or scalar int32 loops (other strides); then the fused epilogue (the
+    portable path's per-element requantization; the ONNX Runtime scheme 16 lanes at a
+    time). ``out`` is the (N, Cout, OH, OW) result as bytes of ``osize``-byte elements."""
     NB, C, H, W = x.shape
     Cout, KH, KW = w.shape
+    OWp = (OW + 15) // 16 * 16
     Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
-    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1)
+    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1, OWp + (KW - 1) * dw)
     for task in prange(NB * Cout):
         b = task // Cout
         co = task % Cout
         c = co // cmult
-        xp = np.zeros((Hp, Wp), np.int32)
+        xp = np.zeros(Hp * Wp + 16, np.int32)
         for h in range(H):
+            base = (h + pt) * Wp + pl
             for ww in range(W):
-                xp[h + pt, ww + pl] = np.int32(x[b, c, h, ww]) - np.int32(zx)
-        acc = np.empty((OH, OW), np.int32)
+                xp[base + ww] = np.int32(x[b, c, h, ww]) - np.int32(zx)
+        acc = np.empty(OH * OWp, np.int32)
         bv = np.int32(bias[co])
-        for oh in range(OH):
-            row = acc[oh]
-            for ow in range(OW):
-                row[ow] = bv
-            for kh in range(KH):
-                src = xp[oh * sh + kh * dh]
-                for kw in range(KW):
-                    wv = np.int32(w[co, kh, kw])
-                    off = kw * dw
-                    if sw == 1:
-                        for ow in range(OW):
-                            row[ow] += src[ow + off] * wv
-                    else:
-                        for ow in range(OW):
-                            row[ow] += src[ow * sw + off] * wv
-        o = out[b, co]
+        if sw == 1:
+            bvec = _vsplat(bv)
+            for oh in range(OH):
+                for v in range(OWp // 16):
+                    a = bvec
+                    for kh in range(KH):
+                        rb = (oh * sh + kh * dh) * Wp + 16 * v
+                        for kw in range(KW):
+                            a = _vadd(a, _vmul(_vload(xp, rb + kw * dw), _vsplat(w[co, kh, kw])))
+                    _vstore(acc, oh * OWp + 16 * v, a)
+        else:
+            for oh in range(OH):
+                for ow in range(OW):
+                    s = bv
+                    for kh in range(KH):
+                        rb = (oh * sh + kh * dh) * Wp + ow * sw
+                        for kw in range(KW):
+                            s += xp[rb + kw * dw] * w[co, kh, kw]
+                    acc[oh * OWp + ow] = s
+        ob = (b * Cout + co) * OH * OW
         k = 0
         if mode == 0:
             for oh in range(OH):
                 for ow in range(OW):
-                    o[oh, ow] = acc[oh, ow]
-        elif code == 0:
+                    _put(out, ob + oh * OW + ow, acc[oh * OWp + ow], osize)
+        elif code == 0 and vec:
+            # 16 lanes at a time: lane-wise fp.scale_f32_rne (see _epilogue_f32)
             lo = amin - zy
             hi = amax - zy
-            m = mf[co]
+            mv = _vsplat_f32(mf[co])
+            R = np.empty(16, np.int32)
             for oh in range(OH):
-                for ow in range(OW):
-                    r, kk = fp.scale_f32_rne(np.int64(acc[oh, ow]), m, lo, hi)
-                    o[oh, ow] = r + zy
-                    k += kk
+                for v in range(OWp // 16):
+                    f = _vcvt_mul(_vload(acc, oh * OWp + 16 * v), mv)
+                    valid = min(16, OW - 16 * v)
+                    k += _vcount_out(f, lo, hi, valid)
+                    r = _vclamp_rint(f, lo, hi, zy)
+                    o = ob + oh * OW + 16 * v
+                    if valid == 16:
+                        _vput(out, o, r, osize)
+                    else:
+                        _vstore(R, 0, r)
+                        for lane in range(valid):
+                            _put(out, o + lane, R[lane], osize)
         else:
             for oh in range(OH):
                 for ow in range(OW):
-                    v, kk = requantize_value(np.int64(acc[oh, ow]), code, mult[co], m0s[co], shift[co], bterm[co],
-                                             zy, amin, amax, rnd)
-                    o[oh, ow] = v
+                    v, kk = requantize_value(np.int64(acc[oh * OWp + ow]), code, mult[co], m0s[co], shift[co],
+                                             bterm[co], zy, amin, amax, rnd)
+                    _put(out, ob + oh * OW + ow, v, osize)
                     k += kk
         clamps[task] = k
 
@@ -1534,7 +1614,8 @@ def depthwise_plan(x, w, bias, params):
                     per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                     rp.act_max, rnd)
         clamps = np.zeros(max(NB * Cout, 1), np.int64)
-        _dw_run(xx, wc32, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v, out, *args, clamps)
+        _dw_run(xx, wc32, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v, out.reshape(-1).view(np.uint8),
+                out.dtype.itemsize, *args, clamps, out.dtype.itemsize <= 2)
         stats = KernelStats(macs=NB * OH * OW * Cout * KH * KW, acc_overflows=0, pair_saturations=0,
                             out_clamped=int(clamps.sum()))
         return out, stats
