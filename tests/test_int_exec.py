@@ -335,3 +335,16 @@ def test_split_lut_reduce_and_global_max_ops_run_in_integer():
         assert not rep.int_report.float_islands
         assert max(r.local_max_lsb for r in rep.rows) <= 1
         assert rep.outputs["y"]["sqnr_int_db"] > 15
+
+
+@pytest.mark.parametrize("include, ceil", [(0, 0), (1, 0), (0, 1)])
+def test_padded_average_pool_runs_in_integer_with_per_window_divisors(include, ceil):
+    attrs = {"kernel_shape": (3, 3), "strides": (2, 2), "dilations": (1, 1), "pads": (1, 1, 1, 1),
+             "ceil_mode": ceil, "count_include_pad": include}
+    g = Graph("ap", (TensorInfo("x", (None, 2, 6, 6)),), ("y",), (Node("ap", "AveragePool", ("x",), ("y",), attrs),),
+              {}, shapes={"x": (1, 2, 6, 6), "y": (1, 2, 3, 3)})
+    x = np.random.default_rng(2).standard_normal((3, 2, 6, 6)).astype(np.float32) + 1.0
+    qg = quantize_graph(g, TFL, calibrate(g, x, progress=False), "W8A8")
+    assert qg.plans["ap"].kind == "int"
+    rep = compare(qg, {"x": x})
+    assert rep.rows[0].local_max_lsb <= 1 and rep.outputs["y"]["sqnr_int_db"] > 35

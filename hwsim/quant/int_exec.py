@@ -282,6 +282,47 @@ def _elementwise(node, inputs, ctx):
     return (y,)
 
 
+def _avgpool_windows(node, x, ctx, plan):
+    """AveragePool: exact int64 window sums of the centred codes (padding adds 0, a real 0);
+    each output is requantized with ``s_in / (n · s_out)`` for its own divisor ``n`` (the
+    kernel size, or the number of real taps with ``count_include_pad=0`` and in ceil-mode
+    overhangs), one rounding per output."""
+    from hwsim.kernels.params import KernelStats, RequantParams
+    from hwsim.ops.pool import _positions, _slice, _windows
+    k = _k()
+    x_p, out = plan.inputs[0], plan.outputs[0]
+    a = node.attrs
+    xp, outs, ks, s, d, begins, ends, extra = _windows(x, a, 0)
+    nd = x.ndim - 2
+    include = bool(a.get("count_include_pad", 0))
+    mask = np.ones(x.shape[2:], np.int64)
+    mask = np.pad(mask, [(begins[i], ends[i]) for i in range(nd)], constant_values=1 if include else 0)
+    mask = np.pad(mask, [(0, extra[i]) for i in range(nd)], constant_values=0)[None, None]
+    acc = np.zeros(x.shape[:2] + tuple(outs), np.int64)
+    cnt = np.zeros((1, 1) + tuple(outs), np.int64)
+    for pos in _positions(ks):
+        acc += _slice(xp, pos, outs, s, d)
+        cnt += _slice(mask, pos, outs, s, d)
+    cnt = np.broadcast_to(cnt, acc.shape)
+    y = np.empty(acc.shape, out.fmt.storage_dtype)
+    clamped = 0
+    for n in np.unique(cnt):
+        n = int(max(n, 1))
+        rp = plan._cache.get(("rp", n))
+        if rp is None:
+            rp = RequantParams.create(plan.requant, float(x_p.scale), np.float32(1.0 / n), float(out.scale), out.fmt,
+                                      int(out.zero_point), rounding=plan.rounding)
+            plan._cache[("rp", n)] = rp
+        sel = cnt == n
+        yq, st = k.requantize(acc[sel], rp, axis=-1)
+        y[sel] = yq
+        clamped += st.out_clamped
+    lim = 1 << (plan.accumulator_bits - 1)
+    ov = int(np.count_nonzero((acc < -lim) | (acc >= lim)))
+    _rec(ctx, node, plan, KernelStats(macs=int(acc.size) * int(np.prod(ks)), acc_overflows=ov, out_clamped=clamped))
+    return (y,)
+
+
 def _tflite_elementwise_ok(*params: QuantParams) -> bool:
     bits = {p.fmt.bits for p in params}
     if bits == {8}:
@@ -303,13 +344,7 @@ def _avgpool(node, inputs, ctx):
         acc = x.sum(axis=axes, keepdims=bool(node.attrs.get("keepdims", 1)))
         n = int(np.prod([x.shape[i] for i in axes])) if node.op == "ReduceMean" else 1
     else:
-        a = node.attrs
-        kshape = tuple(a["kernel_shape"])
-        n = int(np.prod(kshape))
-        # window sums of the centred codes (padding contributes 0 = the zero point); the
-        # importer-normalised attributes drive the float op, which we reuse on int64 sums
-        ones = Node(node.name, "AveragePool", node.inputs, node.outputs, dict(a, count_include_pad=1))
-        acc = np.rint(float_dispatch()["AveragePool"](ones, [x.astype(np.float64)], None)[0] * n).astype(np.int64)
+        return _avgpool_windows(node, x, ctx, plan)
     rp = plan._cache.get("rp")
     if rp is None:
         from hwsim.kernels.params import RequantParams

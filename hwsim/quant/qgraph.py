@@ -676,9 +676,6 @@ class Quantizer:
             kind, note = "float_island", f"{tensor_bits[n.inputs[0]]}-bit input is too wide for a lookup table"
         elif kind == "float_island":
             note = "no integer kernel for this op: dequantize -> float -> quantize"
-        elif n.op == "AveragePool" and ((any(n.attrs.get("pads", ())) and not n.attrs.get("count_include_pad", 0))
-                                        or n.attrs.get("ceil_mode", 0)):
-            kind, note = "float_island", "padded windows with a varying divisor have no integer kernel here"
         as_op = None
         if (n.op in ("Div", "Sub") and kind == "float_island" and not self.dynamic and len(n.inputs) == 2
                 and g.is_constant(n.inputs[1]) and not g.is_constant(n.inputs[0])
