@@ -15,7 +15,7 @@ the cheapest computation that is exact for the accumulator semantics documented 
   outputs whose running sum *could* overflow; only those go through the compiled
   ``CAREFUL`` loop, which wraps/saturates and counts after every MAC in canonical order.
 * ``FAST64`` (compiled int64 dot products) when even float64 could not be exact;
-  ``PAIRWISE``: the compiled x86 ``vpmaddubsw`` emulation (uint8 × int8 only).
+  ``PAIRWISE``: the compiled x86 ``vpmaddubsw`` emulation (uint8 × int8 only, :func:`_pairwise_rows`).
 
 Weights: ``w`` is (K, N) (ONNX MatMul layout), int8/uint8/int16/uint16, or a
 :class:`~hwsim.kernels.params.PackedInt4`. Activations ``x`` are (..., K), int8/uint8/int16/uint16.
@@ -75,9 +75,10 @@ def acc_add(acc, t, bits, saturate):
 
 @njit
 def _gemm_core(A, B, bias, zx, zw, mode, bits, saturate, out):
-    """A (G, M, K), B (G, Ng, K) centred (raw in PAIRWISE mode); out (M, G*Ng) int64.
+    """FAST64 (exact int64 dot products) or CAREFUL (per-MAC wrap/saturate, counted) over all
+    outputs: A (G, M, K), B (G, Ng, K) centred; out (M, G*Ng) int64.
 
-    Returns ``(acc_overflows, pair_saturations)``.
+    Returns ``(acc_overflows, 0)`` (``zx``/``zw`` are unused here; PAIRWISE is :func:`_pairwise_rows`).
     """
     G, M, K = A.shape
     Ng = B.shape[1]
@@ -102,34 +103,58 @@ def _gemm_core(A, B, bias, zx, zw, mode, bits, saturate, out):
                         acc, o = acc_add(acc, np.int64(a[k]) * np.int64(b0[k]), bits, saturate)
                         overflows += o
                     out[m, g * Ng + n] = acc
-            else:
+    return overflows, pair_sats
+
+
+@njit
+def _pairwise_rows(A, Bt, bias, zx, zw, bits, saturate, out):
+    """PAIRWISE semantics (see params.py) with ``Bt`` (G, K, Ng) so the inner loop runs over
+    output channels; per output the order is bias, pair sums in k order, zero-point correction.
+    Returns ``(acc_overflows, pair_saturations)``."""
+    G, M, K = A.shape
+    Ng = Bt.shape[2]
+    sb = np.zeros((G, Ng), np.int64)
+    for g in range(G):
+        for k in range(K):
+            for n in range(Ng):
+                sb[g, n] += Bt[g, k, n]
+    acc = np.empty(Ng, np.int64)
+    overflows = 0
+    pair_sats = 0
+    for g in range(G):
+        for m in range(M):
+            a = A[g, m]
+            sa = np.int64(0)
+            for k in range(K):
+                sa += a[k]
+            for n in range(Ng):
+                acc[n], o = acc_add(np.int64(0), bias[g * Ng + n], bits, saturate)
+                overflows += o
+            for k in range(0, K, 2):
+                a0 = np.int64(a[k])
+                b0 = Bt[g, k]
+                if k + 1 < K:
+                    a1 = np.int64(a[k + 1])
+                    b1 = Bt[g, k + 1]
+                else:
+                    a1 = np.int64(0)
+                    b1 = b0
                 for n in range(Ng):
-                    j = g * Ng + n
-                    b0 = B[g, n]
-                    acc, o = acc_add(np.int64(0), bias[j], bits, saturate)
+                    p = a0 * np.int64(b0[n]) + a1 * np.int64(b1[n])
+                    if p > 32767:
+                        p = np.int64(32767)
+                        pair_sats += 1
+                    elif p < -32768:
+                        p = np.int64(-32768)
+                        pair_sats += 1
+                    acc[n], o = acc_add(acc[n], p, bits, saturate)
                     overflows += o
-                    sa = np.int64(0)
-                    sb = np.int64(0)
-                    for k in range(0, K, 2):
-                        p = np.int64(a[k]) * np.int64(b0[k])
-                        sa += a[k]
-                        sb += b0[k]
-                        if k + 1 < K:
-                            p += np.int64(a[k + 1]) * np.int64(b0[k + 1])
-                            sa += a[k + 1]
-                            sb += b0[k + 1]
-                        if p > 32767:
-                            p = np.int64(32767)
-                            pair_sats += 1
-                        elif p < -32768:
-                            p = np.int64(-32768)
-                            pair_sats += 1
-                        acc, o = acc_add(acc, p, bits, saturate)
-                        overflows += o
-                    corr = -zw[j] * sa - zx * sb + K * zx * zw[j]
-                    acc, o = acc_add(acc, corr, bits, saturate)
-                    overflows += o
-                    out[m, j] = acc
+            for n in range(Ng):
+                j = g * Ng + n
+                corr = -zw[j] * sa - zx * sb[g, n] + K * zx * zw[j]
+                v, o = acc_add(acc[n], corr, bits, saturate)
+                overflows += o
+                out[m, j] = v
     return overflows, pair_sats
 
 
@@ -246,7 +271,8 @@ def run_core(A, B, bias, zx, zw, accum, pairwise: bool, max_a: int, max_b: int) 
     saturate = accum.overflow is Overflow.SATURATE
     out = np.empty((M, N), np.int64)
     if pairwise or M == 0 or N == 0:
-        ov, ps = _gemm_core(A, B, bias, np.int64(zx), zw, PAIRWISE, accum.bits, saturate, out)
+        Bt = np.ascontiguousarray(B.transpose(0, 2, 1))
+        ov, ps = _pairwise_rows(A, Bt, bias, np.int64(zx), zw, accum.bits, saturate, out)
         return out, int(ov), int(ps)
     max_bias = int(np.abs(bias).max()) if bias.size else 0
     products = K * max_a * max_b
