@@ -57,7 +57,7 @@ def run_phases(problem: SearchProblem, *, threshold: float, store: EvalStore | N
                combine: str = "noise", full_curve: bool = False, workers: int = 1,
                baselines: Mapping[str, Choice] | None = None,
                cost: Callable[[Choice], float] | None = None,
-               neighbours=None) -> PhaseOutcome:
+               neighbours=None, skip: bool = False) -> PhaseOutcome:
     """Run phase 1 (sensitivity), phase 2 (greedy path), phase 3 (budget search).
 
     Parameters
@@ -71,6 +71,7 @@ def run_phases(problem: SearchProblem, *, threshold: float, store: EvalStore | N
         than the path's answer that meets the budget becomes the answer (``source`` says so).
     neighbours : per group, the groups that can change its move savings (see
         :func:`~hwsim.search.pareto.build_path`); speeds up phase 2 on large models.
+    skip : phase-2 moves may jump over candidates (W8A16 -> W4A8 in one step).
     """
     store = store or EvalStore(problem.score)
     memo: dict[Choice, float] = {}
@@ -86,7 +87,7 @@ def run_phases(problem: SearchProblem, *, threshold: float, store: EvalStore | N
     table = run_sensitivity(problem, store, workers=workers)
     t1 = time.perf_counter()
     times["phase1"] = t1 - t0
-    path = build_path(problem, table, combine=combine, cost=cost_fn, neighbours=neighbours)
+    path = build_path(problem, table, combine=combine, cost=cost_fn, neighbours=neighbours, skip=skip)
     t2 = time.perf_counter()
     times["phase2"] = t2 - t1
     predicted = [s.predicted for s in path]

@@ -78,7 +78,7 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
            metric: Callable | None = None, labels=None, eval_data=None, cost_metric: str | None = None,
            out_dir=None, full_curve: bool = False, workers: int = 1, observer: str = "minmax",
            baselines: Sequence[str] = DEFAULT_BASELINES, prefix_cache: bool = True,
-           progress: bool = False, resume: bool = True, score_memo=None) -> SearchResult:
+           progress: bool = False, resume: bool = True, score_memo=None, skip: bool = False) -> SearchResult:
     """Find the cheapest mixed-precision config meeting a budget.
 
     Parameters
@@ -101,6 +101,8 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
     prefix_cache : reuse integer tensors of the unchanged prefix of the graph.
     progress : show a progress bar (stderr).
     resume : reuse the checkpoint in ``out_dir`` when its inputs match.
+    skip : let a phase-2 step lower a group by more than one candidate (W8A16 -> W4A8) when
+        that loses less per cost saved; default: one candidate per step, as in the paper.
     score_memo : a dict shared between searches of the same model and data on several
         profiles (``hwsim compare``): scores are keyed by the profile's :func:`numerics_key`
         and the configuration, so profiles with the same numerics reuse each other's
@@ -175,7 +177,7 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
     try:
         ph = run_phases(problem, threshold=threshold, store=store, combine=problem.combine, full_curve=full_curve,
                         workers=workers, baselines={k: v[0] for k, v in base_pairs.items()},
-                        cost=problem.cost, neighbours=problem.neighbours())
+                        cost=problem.cost, neighbours=problem.neighbours(), skip=skip)
     finally:
         if bar is not None:
             bar.close()

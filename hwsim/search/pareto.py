@@ -1,9 +1,10 @@
 """Phase 2: the greedy Pareto path, guided by the phase-1 sensitivities.
 
-Start with every group at its highest candidate. At each step consider every *move*
-"group g from its current candidate to any lower candidate"; keep the moves that save
-cost (strictly); take the one with the smallest estimated score loss per unit of cost
-saved. A group is never raised again, so cost falls strictly along the path. Ties are
+Start with every group at its highest candidate. At each step consider, for every group,
+the *move* to its next lower candidate (the next one that saves cost — a step that saves
+nothing under the metric is passed over, so no group is stuck behind it; with
+``skip=True`` every lower candidate is a possible move, e.g. W8A16 → W4A8 directly); take
+the move with the smallest estimated score loss per unit of cost saved. A group is never raised again, so cost falls strictly along the path. Ties are
 broken by (loss ratio, loss, group index, candidate index): the path is deterministic.
 
 The estimated loss comes from phase 1 only (no model evaluation), so building the path
@@ -83,8 +84,11 @@ def predict_score(table: SensitivityTable, choice: Choice, combine: str = "noise
 
 def build_path(problem: SearchProblem, table: SensitivityTable, *, combine: str = "noise",
                cost: Callable[[Choice], float] | None = None,
-               neighbours: Sequence[frozenset] | None = None) -> list[PathStep]:
+               neighbours: Sequence[frozenset] | None = None, skip: bool = False) -> list[PathStep]:
     """The greedy path from all-highest down to where no move saves cost.
+
+    ``skip`` lets a move jump over lower candidates (see the module docstring); off by
+    default: each step lowers one group to its next candidate that saves cost.
 
     ``neighbours[g]`` (optional) is the set of groups whose candidate can change what a move
     of group g saves (its graph neighbours, for a cost that is a sum of local terms). With
@@ -97,6 +101,7 @@ def build_path(problem: SearchProblem, table: SensitivityTable, *, combine: str 
     cost = cost or problem.cost
     term = _loss_terms(table, combine)
     sizes = [len(g.candidates) for g in problem.groups]
+
     cur = [0] * len(sizes)
     cur_cost = cost(tuple(cur))
     steps = [PathStep(0, tuple(cur), cur_cost, predict_score(table, tuple(cur), combine), None)]
@@ -118,11 +123,13 @@ def build_path(problem: SearchProblem, table: SensitivityTable, *, combine: str 
             for j in range(cur[g] + 1, n):
                 sv = saving[(g, j)]
                 if not sv > eps:
-                    continue
+                    continue          # a step that saves nothing is passed over (never a dead end)
                 loss = term(g, j) - term(g, cur[g])
                 key = (loss / sv, loss, g, j)
                 if best is None or key < best[0]:
                     best = (key, g, j)
+                if not skip:
+                    break             # only the next candidate that saves cost
         if best is None:
             break
         _, g, j = best
