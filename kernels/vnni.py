@@ -1216,15 +1216,35 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
 _PACK_CACHE: dict = {}
 
 
+class _W:
+    """Weights seen without unpacking: ``shape``, ``dtype``, ``is4``, ``owner`` (cache key
+    object when read-only, else None); ``values()`` gives the integer array (unpacks int4)."""
+
+    __slots__ = ("src", "shape", "dtype", "is4", "owner")
+
+    def __init__(self, w_q):
+        from .params import PackedInt4
+        self.src = w_q
+        if isinstance(w_q, PackedInt4):
+            self.shape, self.is4 = tuple(w_q.shape), True
+            self.dtype = np.dtype(np.int8 if w_q.signed else np.uint8)
+            self.owner = w_q if not w_q.data.flags.writeable else None
+        else:
+            a = np.asarray(w_q)
+            self.src = a
+            self.shape, self.is4, self.dtype = a.shape, False, a.dtype
+            self.owner = w_q if (isinstance(w_q, np.ndarray) and not w_q.flags.writeable) else None
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def values(self):
+        return self.src.unpack() if self.is4 else self.src
+
+
 def _weights_of(w_q):
-    """(integer weight array, is_int4, cache owner or None). PackedInt4 is unpacked."""
-    from .params import PackedInt4
-    if isinstance(w_q, PackedInt4):
-        owner = w_q if not w_q.data.flags.writeable else None
-        return w_q.unpack(), True, owner
-    w = np.asarray(w_q)
-    owner = w_q if (isinstance(w_q, np.ndarray) and not w_q.flags.writeable) else None
-    return w, False, owner
+    return _W(w_q)
 
 
 def _cached_pack(owner, key, build):
@@ -1325,7 +1345,8 @@ def gemm_plan(x, w, bias, params):
     p = params
     if x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16) or x.ndim < 1:
         return None
-    wa, is4, owner = _weights_of(w)
+    wa = _weights_of(w)
+    is4, owner = wa.is4, wa.owner
     if wa.ndim != 2 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
         return None
     K, N = wa.shape
@@ -1345,7 +1366,7 @@ def gemm_plan(x, w, bias, params):
     key = ("gemm", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
 
     def build():
-        wc = wa.astype(np.int64) - zw[None, :]
+        wc = wa.values().astype(np.int64) - zw[None, :]
         fam = _family(x.dtype, int(wc.min()), int(wc.max()), is4)
         if fam is None:
             return None
@@ -1402,7 +1423,8 @@ def conv_plan(x, w, bias, params):
     p = params
     if p.groups != 1 or x.ndim != 4 or x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
         return None
-    wa, is4, owner = _weights_of(w)
+    wa = _weights_of(w)
+    is4, owner = wa.is4, wa.owner
     if wa.ndim != 4 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
         return None
     NB, C, H, W = x.shape
@@ -1431,7 +1453,7 @@ def conv_plan(x, w, bias, params):
     key = ("conv", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
 
     def build():
-        wc = wa.astype(np.int64) - zw[:, None, None, None]
+        wc = wa.values().astype(np.int64) - zw[:, None, None, None]
         fam = _family(x.dtype, int(wc.min()), int(wc.max()), is4)
         if fam is None:
             return None
@@ -1559,7 +1581,7 @@ def depthwise_plan(x, w, bias, params):
     p = params
     if x.ndim != 4 or x.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
         return None
-    wa, _, _ = _weights_of(w)
+    wa = _weights_of(w)
     if wa.ndim != 4 or wa.dtype.type not in (np.uint8, np.int8, np.uint16, np.int16):
         return None
     NB, C, H, W = x.shape
@@ -1577,7 +1599,7 @@ def depthwise_plan(x, w, bias, params):
     info = np.iinfo(x.dtype)
     if not info.min <= zx <= info.max:
         return None
-    wc = (wa.reshape(Cout, KH, KW).astype(np.int64) - zw[:, None, None])
+    wc = (wa.values().reshape(Cout, KH, KW).astype(np.int64) - zw[:, None, None])
     wmax = int(np.abs(wc).max()) if wc.size else 0
     bmax = int(np.abs(b64).max()) if b64 is not None and b64.size else 0
     cx, _ = _x_bounds(x, zx)
