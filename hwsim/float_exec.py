@@ -15,7 +15,7 @@ array([[0., 3.]], dtype=float32)
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
 import numpy as np
 
@@ -27,32 +27,46 @@ from .ops import FLOAT_OPS
 __all__ = ["run_float", "prepare_feeds"]
 
 
-def prepare_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Check names, ranks and static dimensions of ``feeds`` and cast them to the input dtypes.
+def prepare_feeds(graph: Graph, feeds: Mapping[str, Any], source: str = "input") -> dict[str, np.ndarray]:
+    """Validate one batch of inputs and cast it to the input dtypes; the one input check of
+    every executor (float, fake-quant, integer) and of calibration.
 
-    Raises :class:`~hwsim.errors.DataError` (one line) on a mismatch.
+    Checks names, numeric dtype, finiteness, rank, static dimensions and emptiness. Float
+    inputs are returned as float32 (integer data converts exactly); float data for an
+    integer input is refused. Raises :class:`~hwsim.errors.DataError` (one line) naming
+    ``source`` and the input.
     """
+    if not isinstance(feeds, Mapping):
+        raise DataError(f"{source}: expected a mapping of input name to array, got {type(feeds).__name__}")
+    names = graph.input_names
+    missing = [n for n in names if n not in feeds]
+    extra = [n for n in feeds if n not in names]
+    if missing or extra:
+        raise DataError(f"{source}: inputs {sorted(feeds)} do not match the model inputs {list(names)} "
+                        f"(missing: {missing or 'none'}, unexpected: {extra or 'none'})")
     out = {}
-    names = list(graph.input_names)
-    unknown = [k for k in feeds if k not in names]
-    if unknown:
-        raise DataError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
     for info in graph.inputs:
-        if info.name not in feeds:
-            raise DataError(f"missing input '{info.name}'; the model's inputs are {names}")
         a = np.asarray(feeds[info.name])
-        if a.ndim != len(info.shape):
-            raise DataError(f"input '{info.name}': expected rank {len(info.shape)} "
-                            f"(shape {_fmt(info.shape)}), got shape {a.shape}")
-        for i, (d, s) in enumerate(zip(info.shape, a.shape)):
-            if d is not None and d != s:
-                raise DataError(f"input '{info.name}': dimension {i} must be {d} (shape {_fmt(info.shape)}), "
-                                f"got shape {a.shape}")
-        want = np.dtype(info.dtype)
-        if a.dtype != want:
-            if a.dtype.kind == "f" and want.kind in "iu":
-                raise DataError(f"input '{info.name}': expected {want.name} values, got {a.dtype.name}")
-            a = a.astype(want)
+        if a.dtype.kind not in "fiub":
+            raise DataError(f"{source}: input '{info.name}' has dtype {a.dtype}; expected a numeric array")
+        want = np.dtype(info.dtype) if info.dtype else np.dtype(np.float32)
+        if want.kind == "f":
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                raise DataError(f"{source}: input '{info.name}' has {bad} NaN/Inf value(s)")
+        elif want.kind in "iu" and a.dtype.kind == "f":
+            raise DataError(f"{source}: input '{info.name}' has dtype {a.dtype}; the model expects integers ({want})")
+        a = a.astype(want, copy=False)
+        if info.shape is not None and len(info.shape) != a.ndim:
+            raise DataError(f"{source}: input '{info.name}' has shape {a.shape}; the model expects rank "
+                            f"{len(info.shape)} {_fmt(info.shape)}")
+        if info.shape is not None:
+            for i, (d, n) in enumerate(zip(info.shape, a.shape)):
+                if d is not None and d != n:
+                    raise DataError(f"{source}: input '{info.name}' has shape {a.shape}; the model expects "
+                                    f"{_fmt(info.shape)} (axis {i})")
+        if a.size == 0:
+            raise DataError(f"{source}: input '{info.name}' is empty (shape {a.shape})")
         out[info.name] = a
     return out
 

@@ -48,7 +48,7 @@ def test_run_float_npz_multi_input(tmp_path, capsys):
 @pytest.mark.parametrize("case,needle", [
     ("missing_model", "no such file"),
     ("bad_model", "not an ONNX model"),
-    ("bad_shape", "dimension 1 must be 3"),
+    ("bad_shape", "the model expects (N, 3, 32, 32) (axis 1)"),
     ("missing_input", "no such file"),
     ("quant_flag_in_float", "--bits only apply to --mode fake|int"),
     ("int_without_profile", "--mode int needs --profile"),

@@ -272,10 +272,16 @@ def test_load_from_path_and_bytes(tmp_path):
 def test_input_checks():
     from hwsim.errors import DataError
     g = load_model(build_mlp())
-    with pytest.raises(DataError, match="dimension 1 must be 16"):
+    with pytest.raises(DataError, match=r"the model expects \(N, 16\) \(axis 1\)"):
         run_float(g, {"input": rand(2, 15)})
-    with pytest.raises(DataError, match="missing input"):
+    with pytest.raises(DataError, match=r"missing: \['input'\]"):
         run_float(g, {})
+    x = rand(2, 16)
+    x[1, 3] = np.nan
+    with pytest.raises(DataError, match="1 NaN/Inf"):
+        run_float(g, {"input": x})
+    with pytest.raises(DataError, match="is empty"):
+        run_float(g, {"input": rand(2, 16)[:0]})
     # float64 input is cast to the model's float32
     assert run_float(g, {"input": rand(2, 16).astype(np.float64)})["logits"].dtype == np.float32
 

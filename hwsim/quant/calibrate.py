@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from hwsim.errors import DataError
+from hwsim.float_exec import prepare_feeds
 from hwsim.graph import Graph
 
 from .observers import DEFAULT_PERCENTILE, OBSERVERS, TensorStats, observe_range
@@ -109,52 +110,8 @@ class CalibrationStats:
 
 # -- input checking --------------------------------------------------------------------------
 
-def check_feeds(graph: Graph, feeds: Mapping[str, Any], source: str = "input") -> dict[str, np.ndarray]:
-    """Validate one batch of inputs: names, rank, static dims, dtype, finiteness.
-
-    Float inputs are returned as float32 (integer data is converted); raises
-    :class:`DataError` naming ``source`` and the input.
-    """
-    if not isinstance(feeds, Mapping):
-        raise DataError(f"{source}: expected a mapping of input name to array, got {type(feeds).__name__}")
-    names = graph.input_names
-    missing = [n for n in names if n not in feeds]
-    extra = [n for n in feeds if n not in names]
-    if missing or extra:
-        raise DataError(f"{source}: inputs {sorted(feeds)} do not match the model inputs {list(names)} "
-                        f"(missing: {missing or 'none'}, unexpected: {extra or 'none'})")
-    out = {}
-    for info in graph.inputs:
-        a = np.asarray(feeds[info.name])
-        if a.dtype.kind not in "fiub":
-            raise DataError(f"{source}: input '{info.name}' has dtype {a.dtype}; expected a numeric array")
-        want = np.dtype(info.dtype) if info.dtype else np.dtype(np.float32)
-        if want.kind == "f":
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-                raise DataError(f"{source}: input '{info.name}' has {bad} NaN/Inf value(s)")
-            a = a.astype(want, copy=False)
-        elif want.kind in "iu":
-            if a.dtype.kind == "f":
-                raise DataError(f"{source}: input '{info.name}' has dtype {a.dtype}; the model expects "
-                                f"integers ({want})")
-            a = a.astype(want, copy=False)
-        if info.shape is not None and len(info.shape) != a.ndim:
-            raise DataError(f"{source}: input '{info.name}' has shape {a.shape}; the model expects rank "
-                            f"{len(info.shape)} {_fmt_shape(info.shape)}")
-        if info.shape is not None:
-            for i, (d, s) in enumerate(zip(info.shape, a.shape)):
-                if d is not None and d != s:
-                    raise DataError(f"{source}: input '{info.name}' has shape {a.shape}; the model expects "
-                                    f"{_fmt_shape(info.shape)} (axis {i})")
-        if a.size == 0:
-            raise DataError(f"{source}: input '{info.name}' is empty (shape {a.shape})")
-        out[info.name] = a
-    return out
-
-
-def _fmt_shape(shape) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+check_feeds = prepare_feeds
+"""Validate one batch of inputs (:func:`hwsim.float_exec.prepare_feeds`)."""
 
 
 def iter_batches(graph: Graph, data, batch_size: int = 32) -> tuple[int, Iterator[dict]]:
