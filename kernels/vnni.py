@@ -1143,7 +1143,7 @@ def pack_weights(w3, fam):
 
 
 def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtype, zx, bias,
-        requant=None, kblock_bound=_INT32_MAX, bsteps=None):
+        requant=None, kblock_bound=_INT32_MAX, bsteps=None, tbo=None):
     """Run the fused kernel. ``a_bytes``: activations as a flat uint8 view; ``rows`` byte
     offset of each output row's first tap; ``taps``/``tsteps`` byte offset and 4-byte steps
     of each tap. ``kmax_x`` bounds |activation as the kernel sees it| (after the xor flip).
@@ -1178,7 +1178,8 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         acc += k
     blocks.append(ntaps)
     blocks = np.asarray(blocks, np.int64)
-    tbo = np.arange(ntaps, dtype=np.int64) * ((bsteps or pw.steps) * (128 if fam == "b4" else 256))
+    if tbo is None:
+        tbo = np.arange(ntaps, dtype=np.int64) * ((bsteps or pw.steps) * (128 if fam == "b4" else 256))
     M = rows.shape[0]
     ntask = ((M + MB - 1) // MB) * ((N + NR - 1) // NR)
     clamps = np.zeros(max(ntask, 1), np.int64)
@@ -1463,8 +1464,11 @@ def conv_plan(x, w, bias, params):
         return None
     Kg = C * KH * KW
     kx = _check_exact(x, zx, Kg, pw.maxabs, b64, p.accum)
-    if kx is None or pw.steps * g * kx * max(pw.maxabs, 1) > _INT32_MAX:
+    if kx is None:
         return None
+    # a tap whose int32 partial sums could overflow is split into chunks of input channels
+    chunk = max(1, min(pw.steps, _INT32_MAX // (g * kx * max(pw.maxabs, 1))))
+    nch = (pw.steps + chunk - 1) // chunk
     Hp = max(H + pt + pbm, (OH - 1) * sh + dh * (KH - 1) + 1)
     Wp = max(W + pl + pr, (OW - 1) * sw + dw * (KW - 1) + 1)
     isz = x.dtype.itemsize
@@ -1476,8 +1480,12 @@ def conv_plan(x, w, bias, params):
     rows = ((b_ * Hp + oh * sh) * Wp + ow * sw) * Cp * isz
     orow = b_ * (Cout * OHW) + r_
     kh, kw = np.divmod(np.arange(KH * KW, dtype=np.int64), KW)
-    taps = (kh * dh * Wp + kw * dw) * Cp * isz
-    tsteps = np.full(KH * KW, pw.steps, np.int64)
+    tap0 = (kh * dh * Wp + kw * dw) * Cp * isz
+    j = np.arange(nch, dtype=np.int64)
+    taps = (tap0[:, None] + j[None, :] * (chunk * 4)).reshape(-1)
+    tsteps = np.broadcast_to(np.minimum(chunk, pw.steps - j * chunk)[None, :], (KH * KW, nch)).reshape(-1).copy()
+    step_bytes = 128 if pw.fam == "b4" else 256
+    tbo = ((np.arange(KH * KW, dtype=np.int64)[:, None] * pw.steps + j[None, :] * chunk) * step_bytes).reshape(-1)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)
@@ -1488,7 +1496,7 @@ def conv_plan(x, w, bias, params):
         else:
             out = np.empty(NB * Cout * OHW, rq[0].out_fmt.storage_dtype)
         clamped = run(xp.reshape(-1).view(np.uint8), rows, taps, tsteps, kx, pw, out, orow, OHW,
-                      x_kernel_dtype=xx.dtype, zx=zx, bias=b64, requant=rq)
+                      x_kernel_dtype=xx.dtype, zx=zx, bias=b64, requant=rq, tbo=tbo)
         stats = KernelStats(macs=M * Cout * Kg, acc_overflows=0, pair_saturations=0, out_clamped=clamped)
         return out.reshape(NB, Cout, OH, OW), stats
     return fn

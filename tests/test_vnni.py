@@ -164,3 +164,14 @@ def test_depthwise_fast_equals_portable(monkeypatch, xdt, NB, C, mult, H, W, k, 
     for scheme in ("onnxruntime", "tflite_reference", "power_of_two"):
         rp = _rp(rng, scheme, C * mult, out_dt)
         _same(*_both(monkeypatch, qconv2d, x, w, bias, p.replace(requant=rp)))
+
+
+def test_conv_w16a16_splits_taps(monkeypatch):
+    """Full-scale int16 x int16 taps overflow int32 partial sums: the taps are split into
+    channel chunks summed in int64 (accumulator int64)."""
+    rng = np.random.default_rng(3)
+    x = _rand(rng, np.int16, (1, 10, 5, 6))
+    w = rng.integers(-16384, 16384, (9, 10, 3, 3)).astype(np.int16)
+    p = ConvParams(pads=(1, 1, 1, 1), accum=AccumParams(bits=64))
+    assert dispatch.fast_path("conv", x=x, w=w, bias=None, params=p) is not None
+    _same(*_both(monkeypatch, conv2d_acc, x, w, None, p))
