@@ -16,6 +16,8 @@ Examples
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from hwsim.errors import KernelError
@@ -26,6 +28,7 @@ from .gemm import (as_weight_array, bias_vector, check_input, check_zero_point, 
                    run_core, use_pairwise, work_dtype, zw_vector)
 from .depthwise import depthwise_acc_exact
 from .params import ConvParams, KernelStats
+from .schemes import Requant
 from .requant import requantize_2d
 
 __all__ = ["qconv2d", "conv2d_acc", "conv_output_shape"]
@@ -165,5 +168,27 @@ def qconv2d(x_q, w_q, bias_q, p: ConvParams) -> tuple[np.ndarray, KernelStats]:
     Returns ``(y_q, KernelStats)`` with ``y_q`` (N, Cout, OH, OW) in ``p.requant.out_fmt.storage_dtype``.
     Calls ``dispatch.fast_path("conv" | "depthwise", x=, w=, bias=, params=)`` first; a returned
     callable is invoked as ``fn(x_q, w_q, bias_q, p)``.
+
+    With the ``tflite_optimized`` scheme, a depthwise convolution requantizes its last
+    ``Cout % 8`` channels with the ``tflite_reference`` rounding, as LiteRT's optimized x86
+    kernel does (same multipliers; measured against LiteRT 2.3, see kernels/README.md).
     """
-    return _conv(x_q, w_q, bias_q, p, True)
+    result = _conv(x_q, w_q, bias_q, p, True)
+    tail = _tflite_optimized_depthwise_tail(x_q, w_q, p)
+    if not tail:
+        return result
+    y, stats = result
+    ref = p.replace(requant=dataclasses.replace(p.requant, scheme=Requant.TFLITE_REFERENCE))
+    y_ref, _ = _conv(x_q, w_q, bias_q, ref, True)
+    y[:, -tail:] = y_ref[:, -tail:]
+    return y, stats
+
+
+def _tflite_optimized_depthwise_tail(x_q, w_q, p: ConvParams) -> int:
+    """How many output channels LiteRT's optimized depthwise kernel requantizes with the
+    reference rounding (the ones after the last full block of 8)."""
+    if p.requant is None or p.requant.scheme is not Requant.TFLITE_OPTIMIZED:
+        return 0
+    w_shape = w_q.shape if hasattr(w_q, "shape") else np.shape(w_q)
+    depthwise = p.groups > 1 and p.groups == np.shape(x_q)[1] and w_shape[1] == 1
+    return int(w_shape[0] % 8) if depthwise else 0

@@ -21,6 +21,8 @@ Examples
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from fractions import Fraction
 
@@ -357,9 +359,21 @@ def conv2d_acc(x_q, w_q, bias_q=None, p: ConvParams | None = None):
 
 
 def qconv2d(x_q, w_q, bias_q, p: ConvParams):
-    """Twin of :func:`hwsim.kernels.qconv2d`."""
+    """Twin of :func:`hwsim.kernels.qconv2d`.
+
+    With ``tflite_optimized``, a depthwise convolution's channels after the last full block
+    of 8 are requantized with the ``tflite_reference`` rounding (LiteRT's optimized kernel).
+    """
     acc, st = conv2d_acc(x_q, w_q, bias_q, p)
-    y, rs = requantize(acc.astype(np.int64), p.requant, axis=1)
+    acc = acc.astype(np.int64)
+    y, rs = requantize(acc, p.requant, axis=1)
+    cout = acc.shape[1]
+    depthwise = p.groups > 1 and p.groups == np.shape(x_q)[1] and np.shape(w_q)[1] == 1
+    if p.requant.scheme is Requant.TFLITE_OPTIMIZED and depthwise and cout % 8:
+        ref = dataclasses.replace(p.requant, scheme=Requant.TFLITE_REFERENCE)
+        y_ref, _ = requantize(acc, ref, axis=1)
+        first = cout - cout % 8
+        y[:, first:] = y_ref[:, first:]
     return y, KernelStats(st.macs, st.acc_overflows, st.pair_saturations, rs.out_clamped)
 
 

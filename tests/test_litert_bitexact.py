@@ -147,19 +147,11 @@ DW_CASES = [
 
 
 def _dw_ours(resolver, x, w_oihw, b, sx, sw, sy, zx, zy, pads, stride, dil, C, act):
-    """LiteRT's optimized int8 depthwise on x86 requantizes output channels in blocks of 8
-    with ruy's rounding (``tflite_optimized``) and the remaining ``Cout % 8`` channels with
-    gemmlowp's (``tflite_reference``): compose the two schemes per channel."""
-    ref = _conv_ours(x, w_oihw, b, sx, sw, sy, zx, zy, "tflite_reference", pads, stride, dil, C,
-                     act, IntFormat(8))
-    if resolver == "reference":
-        return ref
-    opt = _conv_ours(x, w_oihw, b, sx, sw, sy, zx, zy, "tflite_optimized", pads, stride, dil, C,
-                     act, IntFormat(8))
-    n_vec = w_oihw.shape[0] - w_oihw.shape[0] % 8
-    out = ref.copy()
-    out[..., :n_vec] = opt[..., :n_vec]
-    return out
+    """Our qconv2d with the resolver's scheme. (With ``tflite_optimized``, qconv2d itself
+    requantizes the last ``Cout % 8`` depthwise channels with the reference rounding, as
+    LiteRT's optimized kernel does; the cases below include Cout % 8 != 0.)"""
+    return _conv_ours(x, w_oihw, b, sx, sw, sy, zx, zy, CONV_SCHEME[resolver], pads, stride, dil, C,
+                      act, IntFormat(8))
 
 
 @pytest.mark.parametrize("resolver", RESOLVERS)
