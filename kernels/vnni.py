@@ -360,14 +360,40 @@ XOR16 = -2147450880   # 0x80008000 as int32: uint16 <-> int16
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T, init):
     """6x64 tile: uint8 activations (int8 ones flipped beforehand) x int8 weights, vpdpbusd."""
-    c00 = c01 = c02 = c03 = _vzero()
-    c10 = c11 = c12 = c13 = _vzero()
-    c20 = c21 = c22 = c23 = _vzero()
-    c30 = c31 = c32 = c33 = _vzero()
-    c40 = c41 = c42 = c43 = _vzero()
-    c50 = c51 = c52 = c53 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+        c10 = _vload(T, 64)
+        c11 = _vload(T, 80)
+        c12 = _vload(T, 96)
+        c13 = _vload(T, 112)
+        c20 = _vload(T, 128)
+        c21 = _vload(T, 144)
+        c22 = _vload(T, 160)
+        c23 = _vload(T, 176)
+        c30 = _vload(T, 192)
+        c31 = _vload(T, 208)
+        c32 = _vload(T, 224)
+        c33 = _vload(T, 240)
+        c40 = _vload(T, 256)
+        c41 = _vload(T, 272)
+        c42 = _vload(T, 288)
+        c43 = _vload(T, 304)
+        c50 = _vload(T, 320)
+        c51 = _vload(T, 336)
+        c52 = _vload(T, 352)
+        c53 = _vload(T, 368)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
+        c10 = c11 = c12 = c13 = _vzero()
+        c20 = c21 = c22 = c23 = _vzero()
+        c30 = c31 = c32 = c33 = _vzero()
+        c40 = c41 = c42 = c43 = _vzero()
+        c50 = c51 = c52 = c53 = _vzero()
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -445,24 +471,40 @@ def _mk_b8_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T, init):
     """6x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
-    c00 = c01 = c02 = c03 = _vzero()
-    lo = _vsplat(0x0F0F0F0F)
-    eight = _vsplat(0x08080808)
-    c10 = c11 = c12 = c13 = _vzero()
-    lo = _vsplat(0x0F0F0F0F)
-    eight = _vsplat(0x08080808)
-    c20 = c21 = c22 = c23 = _vzero()
-    lo = _vsplat(0x0F0F0F0F)
-    eight = _vsplat(0x08080808)
-    c30 = c31 = c32 = c33 = _vzero()
-    lo = _vsplat(0x0F0F0F0F)
-    eight = _vsplat(0x08080808)
-    c40 = c41 = c42 = c43 = _vzero()
-    lo = _vsplat(0x0F0F0F0F)
-    eight = _vsplat(0x08080808)
-    c50 = c51 = c52 = c53 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+        c10 = _vload(T, 64)
+        c11 = _vload(T, 80)
+        c12 = _vload(T, 96)
+        c13 = _vload(T, 112)
+        c20 = _vload(T, 128)
+        c21 = _vload(T, 144)
+        c22 = _vload(T, 160)
+        c23 = _vload(T, 176)
+        c30 = _vload(T, 192)
+        c31 = _vload(T, 208)
+        c32 = _vload(T, 224)
+        c33 = _vload(T, 240)
+        c40 = _vload(T, 256)
+        c41 = _vload(T, 272)
+        c42 = _vload(T, 288)
+        c43 = _vload(T, 304)
+        c50 = _vload(T, 320)
+        c51 = _vload(T, 336)
+        c52 = _vload(T, 352)
+        c53 = _vload(T, 368)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
+        c10 = c11 = c12 = c13 = _vzero()
+        c20 = c21 = c22 = c23 = _vzero()
+        c30 = c31 = c32 = c33 = _vzero()
+        c40 = c41 = c42 = c43 = _vzero()
+        c50 = c51 = c52 = c53 = _vzero()
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
     for t in range(t0, t1):
@@ -544,14 +586,40 @@ def _mk_b4_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T, init):
     """6x64 tile: int16 activations (uint16 ones flipped beforehand) x int16 weights, vpdpwssd."""
-    c00 = c01 = c02 = c03 = _vzero()
-    c10 = c11 = c12 = c13 = _vzero()
-    c20 = c21 = c22 = c23 = _vzero()
-    c30 = c31 = c32 = c33 = _vzero()
-    c40 = c41 = c42 = c43 = _vzero()
-    c50 = c51 = c52 = c53 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+        c10 = _vload(T, 64)
+        c11 = _vload(T, 80)
+        c12 = _vload(T, 96)
+        c13 = _vload(T, 112)
+        c20 = _vload(T, 128)
+        c21 = _vload(T, 144)
+        c22 = _vload(T, 160)
+        c23 = _vload(T, 176)
+        c30 = _vload(T, 192)
+        c31 = _vload(T, 208)
+        c32 = _vload(T, 224)
+        c33 = _vload(T, 240)
+        c40 = _vload(T, 256)
+        c41 = _vload(T, 272)
+        c42 = _vload(T, 288)
+        c43 = _vload(T, 304)
+        c50 = _vload(T, 320)
+        c51 = _vload(T, 336)
+        c52 = _vload(T, 352)
+        c53 = _vload(T, 368)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
+        c10 = c11 = c12 = c13 = _vzero()
+        c20 = c21 = c22 = c23 = _vzero()
+        c30 = c31 = c32 = c33 = _vzero()
+        c40 = c41 = c42 = c43 = _vzero()
+        c50 = c51 = c52 = c53 = _vzero()
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -629,9 +697,15 @@ def _mk_w16_6(A, o0, o1, o2, o3, o4, o5, taps, tsteps, t0, t1, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T, init):
     """1x64 tile: uint8 activations (int8 ones flipped beforehand) x int8 weights, vpdpbusd."""
-    c00 = c01 = c02 = c03 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -654,9 +728,15 @@ def _mk_b8_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T, init):
     """1x64 tile: uint8 activations x int4 weights (biased nibbles unpacked in the tile), vpdpbusd."""
-    c00 = c01 = c02 = c03 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
     lo = _vsplat(0x0F0F0F0F)
     eight = _vsplat(0x08080808)
     for t in range(t0, t1):
@@ -683,9 +763,15 @@ def _mk_b4_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T):
+def _mk_w16_1(A, o0, taps, tsteps, t0, t1, Bp, pb, T, init):
     """1x64 tile: int16 activations (uint16 ones flipped beforehand) x int16 weights, vpdpwssd."""
-    c00 = c01 = c02 = c03 = _vzero()
+    if init:
+        c00 = _vload(T, 0)
+        c01 = _vload(T, 16)
+        c02 = _vload(T, 32)
+        c03 = _vload(T, 48)
+    else:
+        c00 = c01 = c02 = c03 = _vzero()
     for t in range(t0, t1):
         d = taps[t]
         p0 = o0 + d
@@ -803,6 +889,7 @@ def peak_gops(fam="b8", seconds=0.05):
 
 
 MB = 96   # rows per task: 16 register tiles reuse one weight panel
+CACHE_STEPS = 256  # 4-byte steps of weights per cache block (256 x 256 B = 64 KB; smaller blocks measured no faster here)
 
 # ---------------------------------------------------------------------------------------
 # Weight packing: W[t, c, n] (taps x input channels x output channels) -> panels of 64
@@ -968,7 +1055,7 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -986,15 +1073,19 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
         for bi in range(nblk):
             t0 = blocks[bi]
             t1 = blocks[bi + 1]
-            pb = p * pstride + tbo[t0]
-            m = m0
-            while m + MR <= m1:
-                _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += MR
-            while m < m1:
-                _mk_b8_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += 1
+            for c0 in range(t0, t1, cb):
+                # cache block: cb taps of weights (about 16 KB) reused by all row tiles
+                c1 = min(t1, c0 + cb)
+                pb = p * pstride + tbo[c0]
+                init = c0 != t0
+                m = m0
+                while m + MR <= m1:
+                    _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += MR
+                while m < m1:
+                    _mk_b8_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
@@ -1008,7 +1099,7 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -1026,15 +1117,19 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
         for bi in range(nblk):
             t0 = blocks[bi]
             t1 = blocks[bi + 1]
-            pb = p * pstride + tbo[t0]
-            m = m0
-            while m + MR <= m1:
-                _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += MR
-            while m < m1:
-                _mk_b4_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += 1
+            for c0 in range(t0, t1, cb):
+                # cache block: cb taps of weights (about 16 KB) reused by all row tiles
+                c1 = min(t1, c0 + cb)
+                pb = p * pstride + tbo[c0]
+                init = c0 != t0
+                m = m0
+                while m + MR <= m1:
+                    _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += MR
+                while m < m1:
+                    _mk_b4_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
@@ -1048,7 +1143,7 @@ def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32):
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
     """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
@@ -1066,15 +1161,19 @@ def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn,
         for bi in range(nblk):
             t0 = blocks[bi]
             t1 = blocks[bi + 1]
-            pb = p * pstride + tbo[t0]
-            m = m0
-            while m + MR <= m1:
-                _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                          taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += MR
-            while m < m1:
-                _mk_w16_1(A, rows[m], taps, tsteps, t0, t1, Bp, pb, T[(m - m0) * NR:])
-                m += 1
+            for c0 in range(t0, t1, cb):
+                # cache block: cb taps of weights (about 16 KB) reused by all row tiles
+                c1 = min(t1, c0 + cb)
+                pb = p * pstride + tbo[c0]
+                init = c0 != t0
+                m = m0
+                while m + MR <= m1:
+                    _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
+                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += MR
+                while m < m1:
+                    _mk_w16_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
                     T64[i] += T[i]
@@ -1196,6 +1295,7 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
                 per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                 rp.act_max, rnd)
     npad = ((N + NR - 1) // NR) * NR
+    cb = max(1, CACHE_STEPS // max(1, int(np.max(tsteps)) if ntaps else 1))
     vec = bool(requant is not None and args[1] == 0 and len(blocks) == 2 and out.dtype.itemsize <= 2
                and np.abs(corr).max(initial=0) <= _INT32_MAX)
     corr32 = np.zeros(npad, np.int32)
@@ -1206,7 +1306,7 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         args = args[:2] + (mfp,) + args[3:]
     _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
               pw.pstride, N, corr, orow, sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize, *args,
-              clamps, vec, corr32)
+              clamps, vec, corr32, cb)
     return int(clamps.sum())
 
 
@@ -1391,7 +1491,7 @@ def gemm_plan(x, w, bias, params):
         isz = x2.dtype.itemsize
         lda = x2.shape[1] * isz
         total = pw.steps
-        chunk = max(1, min(total, _INT32_MAX // (g * kx * max(pw.maxabs, 1))))
+        chunk = max(1, min(total, CACHE_STEPS, _INT32_MAX // (g * kx * max(pw.maxabs, 1))))
         ntaps = (total + chunk - 1) // chunk
         # the packer laid out one tap of `steps`; taps here are consecutive chunks of it
         taps = np.arange(ntaps, dtype=np.int64) * (chunk * 4)
