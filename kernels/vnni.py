@@ -1603,7 +1603,7 @@ def conv_plan(x, w, bias, params):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _dw_run(x, w, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out, osize,
+def _dw_run(x, w, wpair, pairs, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out, osize,
             mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
     """Direct depthwise conv, one (image, channel) plane per task: a centred, zero-padded
     int32 copy of the input plane; 16 output columns per zmm (``vpmulld`` + ``vpaddd`` per
@@ -1614,19 +1614,34 @@ def _dw_run(x, w, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out, osize,
     Cout, KH, KW = w.shape
     OWp = (OW + 15) // 16 * 16
     Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
-    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1, OWp + (KW - 1) * dw)
+    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1, OWp + (KW + 1) * dw)
     for task in prange(NB * Cout):
         b = task // Cout
         co = task % Cout
         c = co // cmult
-        xp = np.zeros(Hp * Wp + 16, np.int32)
+        xp = np.zeros(Hp * Wp + 16 + dw, np.int32)
         for h in range(H):
             base = (h + pt) * Wp + pl
             for ww in range(W):
                 xp[base + ww] = np.int32(x[b, c, h, ww]) - np.int32(zx)
         acc = np.empty(OH * OWp, np.int32)
         bv = np.int32(bias[co])
-        if sw == 1:
+        if sw == 1 and pairs:
+            # centred 8-bit inputs fit int16: pairs of taps (kw, kw+1) per vpdpwssd lane
+            xq = np.zeros(Hp * Wp + 16, np.int32)
+            for i in range(Hp * Wp):
+                xq[i] = (xp[i] & 0xFFFF) | (xp[i + dw] << 16)
+            bvec = _vsplat(bv)
+            KP = (KW + 1) // 2
+            for oh in range(OH):
+                for v in range(OWp // 16):
+                    a = bvec
+                    for kh in range(KH):
+                        rb = (oh * sh + kh * dh) * Wp + 16 * v
+                        for kp in range(KP):
+                            a = _vdpwssd(a, _vload(xq, rb + 2 * kp * dw), _vsplat(wpair[co, kh, kp]))
+                    _vstore(acc, oh * OWp + 16 * v, a)
+        elif sw == 1:
             bvec = _vsplat(bv)
             for oh in range(OH):
                 for v in range(OWp // 16):
@@ -1719,6 +1734,13 @@ def depthwise_plan(x, w, bias, params):
     if cx > _INT32_MAX:
         return None
     wc32 = np.ascontiguousarray(wc, dtype=np.int32)
+    # vpdpwssd pairs: lane (x[i], x[i+dw]) x (w[kh, 2kp], w[kh, 2kp+1]); needs int16 operands
+    pairs = bool(cx <= 32767 and wmax <= 32767)
+    KP = (KW + 1) // 2
+    wp = np.zeros((Cout, KH, 2 * KP), np.int64)
+    wp[:, :, :KW] = wc
+    wpair = np.ascontiguousarray(((wp[:, :, 0::2] & 0xFFFF) | ((wp[:, :, 1::2] & 0xFFFF) << 16)).astype(np.uint32)
+                                 .view(np.int32))
     bias_v = b64 if b64 is not None else np.zeros(Cout, np.int64)
     pt, pl = p.pads[0], p.pads[1]
     (sh, sw), (dh, dw) = p.strides, p.dilations
@@ -1744,7 +1766,8 @@ def depthwise_plan(x, w, bias, params):
                     per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                     rp.act_max, rnd)
         clamps = np.zeros(max(NB * Cout, 1), np.int64)
-        _dw_run(xx, wc32, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v, out.reshape(-1).view(np.uint8),
+        _dw_run(xx, wc32, wpair, pairs, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v,
+                out.reshape(-1).view(np.uint8),
                 out.dtype.itemsize, *args, clamps, out.dtype.itemsize <= 2)
         stats = KernelStats(macs=NB * OH * OW * Cout * KH * KW, acc_overflows=0, pair_saturations=0,
                             out_clamped=int(clamps.sum()))
