@@ -22,13 +22,11 @@ when a kernel is first called, which :mod:`hwsim.kernels.dispatch` does only on 
 Example
 -------
 >>> import numpy as np
->>> from hwsim.kernels import cpu, vnni
->>> if cpu.has_vnni():
-...     a = np.arange(12, dtype=np.uint8).reshape(3, 4)
-...     w = np.ones((4, 2), dtype=np.int8)
-...     print(vnni.gemm_int32(a, w, 0).tolist())
-... else:
-...     print([[6, 6], [22, 22], [38, 38]])
+>>> from hwsim.kernels import GemmParams, cpu, vnni
+>>> a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+>>> w = np.ones((4, 2), dtype=np.int8)
+>>> fn = vnni.gemm_plan(a, w, None, GemmParams()) if cpu.has_vnni() else None
+>>> (fn(a, w, None, GemmParams())[0] if fn else a.astype(np.int32) @ w).tolist()
 [[6, 6], [22, 22], [38, 38]]
 """
 from __future__ import annotations
@@ -43,7 +41,7 @@ from . import fixedpoint as fp
 from .requant import requantize_value
 
 __all__ = [
-    "MR", "NR", "peak_gops", "pack_weights", "gemm_int32", "gemm_acc",
+    "MR", "NR", "peak_gops", "pack_weights", "PackedWeights", "run", "gemm_plan", "conv_plan", "depthwise_plan",
 ]
 
 MR = 6    # rows of the register tile (output pixels / GEMM rows)
@@ -1360,7 +1358,7 @@ def _cached_pack(owner, key, build):
     pw = build()
     if len(_PACK_CACHE) > 256:
         _PACK_CACHE.clear()
-    _PACK_CACHE[k] = (weakref.ref(owner), pw)
+    _PACK_CACHE[k] = (weakref.ref(owner, lambda _r, k=k: _PACK_CACHE.pop(k, None)), pw)
     return pw
 
 
