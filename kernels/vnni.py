@@ -1188,9 +1188,10 @@ _INT32_MAX = 2 ** 31 - 1
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _to_nhwc(x, pt, pl, Hp, Wp, Cp, pad, out):
-    """x (N, C, H, W) -> out (N, Hp, Wp, Cp), border filled with ``pad``, extra channels 0."""
-    NB, C, H, W = x.shape
+def _to_nhwc(xb, NB, C, H, W, isz, pt, pl, Hp, Wp, Cp, pad, out):
+    """x (N, C, H, W) as bytes (``isz`` bytes per element) -> out (N, Hp, Wp, Cp) bytes,
+    border filled with the element bytes ``pad``, extra channels 0. One compiled version
+    serves every activation type."""
     for bh in prange(NB * Hp):
         b = bh // Hp
         h = bh % Hp
@@ -1198,13 +1199,15 @@ def _to_nhwc(x, pt, pl, Hp, Wp, Cp, pad, out):
         for w in range(Wp):
             iw = w - pl
             inside = 0 <= ih < H and 0 <= iw < W
+            o = ((b * Hp + h) * Wp + w) * Cp * isz
             for c in range(Cp):
-                if c >= C:
-                    out[b, h, w, c] = 0
-                elif inside:
-                    out[b, h, w, c] = x[b, c, ih, iw]
-                else:
-                    out[b, h, w, c] = pad
+                for q in range(isz):
+                    if c >= C:
+                        out[o + c * isz + q] = 0
+                    elif inside:
+                        out[o + c * isz + q] = xb[(((b * C + c) * H + ih) * W + iw) * isz + q]
+                    else:
+                        out[o + c * isz + q] = pad[q]
 
 
 class PackedWeights:
@@ -1586,9 +1589,10 @@ def conv_plan(x, w, bias, params):
     tbo = ((np.arange(KH * KW, dtype=np.int64)[:, None] * pw.steps + j[None, :] * chunk) * step_bytes).reshape(-1)
 
     def fn(x_q, w_q, bias_q, pp):
-        xx = np.asarray(x_q)
+        xx = np.ascontiguousarray(x_q)
         xp = np.empty((NB, Hp, Wp, Cp), xx.dtype)
-        _to_nhwc(xx, pt, pl, Hp, Wp, Cp, zx, xp)
+        _to_nhwc(xx.reshape(-1).view(np.uint8), NB, C, H, W, isz, pt, pl, Hp, Wp, Cp,
+                 np.array([zx], xx.dtype).view(np.uint8), xp.reshape(-1).view(np.uint8))
         if rq is None:
             out = np.empty(NB * Cout * OHW, np.int32 if pp.accum.bits <= 32 else np.int64)
         else:
@@ -1601,16 +1605,17 @@ def conv_plan(x, w, bias, params):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _dw_run(x, w, wpair, pairs, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
+def _dw_run(xb, NB, C, H, W, isz, sgn, w, wpair, pairs, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias, out,
+            osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
     """Direct depthwise conv, one (image, channel) plane per task: a centred, zero-padded
     int32 copy of the input plane; 16 output columns per zmm (``vpmulld`` + ``vpaddd`` per
     tap, stride 1) or scalar int32 loops (other strides); then the fused epilogue (the
     portable path's per-element requantization; the ONNX Runtime scheme 16 lanes at a
     time). ``out`` is the (N, Cout, OH, OW) result as bytes of ``osize``-byte elements."""
-    NB, C, H, W = x.shape
     Cout, KH, KW = w.shape
     OWp = (OW + 15) // 16 * 16
+    hs = (np.int32(1) << (8 * isz - 1)) if sgn else np.int32(0)   # sign extension: (v ^ hs) - hs
+    z32 = np.int32(zx)
     Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
     Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1, OWp + (KW + 1) * dw)
     for task in prange(NB * Cout):
@@ -1618,10 +1623,17 @@ def _dw_run(x, w, wpair, pairs, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias,
         co = task % Cout
         c = co // cmult
         xp = np.zeros(Hp * Wp + 16 + dw, np.int32)
+        src0 = (b * C + c) * H * W
         for h in range(H):
             base = (h + pt) * Wp + pl
-            for ww in range(W):
-                xp[base + ww] = np.int32(x[b, c, h, ww]) - np.int32(zx)
+            s = (src0 + h * W) * isz
+            if isz == 1:
+                for ww in range(W):
+                    xp[base + ww] = ((np.int32(xb[s + ww]) ^ hs) - hs) - z32
+            else:
+                for ww in range(W):
+                    v = np.int32(xb[s + 2 * ww]) | (np.int32(xb[s + 2 * ww + 1]) << 8)
+                    xp[base + ww] = ((v ^ hs) - hs) - z32
         acc = np.empty(OH * OWp, np.int32)
         bv = np.int32(bias[co])
         if sw == 1 and pairs:
@@ -1764,7 +1776,8 @@ def depthwise_plan(x, w, bias, params):
                     per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                     rp.act_max, rnd)
         clamps = np.zeros(max(NB * Cout, 1), np.int64)
-        _dw_run(xx, wc32, wpair, pairs, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v,
+        _dw_run(xx.reshape(-1).view(np.uint8), NB, C, H, W, xx.dtype.itemsize, xx.dtype.kind == "i", wc32, wpair,
+                pairs, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v,
                 out.reshape(-1).view(np.uint8),
                 out.dtype.itemsize, *args, clamps, out.dtype.itemsize <= 2)
         stats = KernelStats(macs=NB * OH * OW * Cout * KH * KW, acc_overflows=0, pair_saturations=0,
