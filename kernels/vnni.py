@@ -1627,9 +1627,12 @@ def _dw_run(xb, NB, C, H, W, isz, sgn, w, wpair, pairs, cmult, sh, sw, dh, dw, p
         for h in range(H):
             base = (h + pt) * Wp + pl
             s = (src0 + h * W) * isz
-            if isz == 1:
+            if isz == 1 and not sgn:
                 for ww in range(W):
-                    xp[base + ww] = ((np.int32(xb[s + ww]) ^ hs) - hs) - z32
+                    xp[base + ww] = np.int32(xb[s + ww]) - z32
+            elif isz == 1:
+                for ww in range(W):
+                    xp[base + ww] = np.int32(np.int8(xb[s + ww])) - z32
             else:
                 for ww in range(W):
                     v = np.int32(xb[s + 2 * ww]) | (np.int32(xb[s + 2 * ww + 1]) << 8)
