@@ -1041,6 +1041,23 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                     _put(out, orow[m] + o, r + zy, osize)
                     clamped += k
         return clamped
+    if sn == 1 and code == 5 and blocked:
+        # TFLite 16x8 on int64 accumulators, rows contiguous: the same scalar function in a
+        # flat loop over a row (values first, stores after) so LLVM can vectorise it
+        R = np.empty(NR, np.int64)
+        for m in range(m0, m1):
+            base = (m - m0) * NR - n0
+            for n in range(n0, n1):
+                r = fp.multiply_by_quantized_multiplier_16x8(T64[base + n] + corr[n], m0s[n], shift[n])
+                r = fp.wrap_int32(r + zy)
+                lo_hit = r < amin
+                hi_hit = r > amax
+                clamped += lo_hit | hi_hit
+                R[n - n0] = amin if lo_hit else (amax if hi_hit else r)
+            o = orow[m]
+            for n in range(n0, n1):
+                _put(out, o + n, R[n - n0], osize)
+        return clamped
     for n in range(n0, n1):
         o = n * sn
         for m in range(m0, m1):

@@ -56,6 +56,7 @@ CASES = [  # x dtype, weight kind, M, K, N
     (np.uint8, "i8", 37, 53, 70), (np.int8, "i8", 13, 64, 64), (np.uint8, "i4", 25, 29, 65),
     (np.int8, "i4", 7, 100, 130), (np.int16, "i8", 19, 45, 66), (np.uint16, "i8", 6, 31, 64),
     (np.int16, "i16", 11, 33, 17), (np.uint8, "u8", 12, 40, 64),
+    (np.int16, "i8", 9, 1100, 70),   # K past one int32 block: int64 sums of blocks, 16x8 epilogue
 ]
 
 
