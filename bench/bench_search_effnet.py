@@ -20,6 +20,20 @@ or through pytest-benchmark (a small configuration)::
 It prints (and writes ``bench.json`` in ``--out``) phase wall times, evaluation counts,
 the prefix-cache saving, and the SQNR of the best path point at or below uniform W8A8's
 cost against uniform W8A8.
+
+Measured 2026-11-22 on the shared 2-core machine (other jobs running; CPU/wall noted),
+random-weight model, 51 groups (hwsim merges a residual Add's inputs into one group, AIMET
+counts 79 on the trained model), 32 images at 224×224, cpu_onnxruntime, metric bops:
+
+* budget search (--target-sqnr 20, workers 2): 109 evaluations (102 phase 1, 6 phase 3,
+  1 baseline), setup 34 s, phase 1 105 s, phase 2 0.3 s, phase 3 4.7 s, total 146 s
+  (CPU/wall 1.09); workers 1: total 184 s. Target ≤ 60 s: not met (2.4× over).
+* full curve (--full-curve --resume on that checkpoint): 94 more evaluations in 64 s;
+  from scratch ≈ 34 + 105 + 68 ≈ 210 s. Target ≤ 180 s: not met (≈ 1.2× over).
+* prefix cache: 44 % of node executions reused in the budget search.
+* chosen: 0.853× W8A8 BOPs at 20.26 dB (uniform W8A8 24.34 dB, W4A8 12.24 dB, W8A16 29.10 dB);
+  best path point at ≤ W8A8 BOPs: 24.11 dB, i.e. −0.23 dB vs uniform W8A8 (AIMET reports
+  +3 dB on the trained model; random weights have no sensitivity contrast to exploit).
 """
 from __future__ import annotations
 
