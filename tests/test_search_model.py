@@ -206,3 +206,13 @@ def test_api_rejects_bad_arguments(demo):
         search(g, "cpu_onnxruntime", bad, target_sqnr=30)
     with pytest.raises(ConfigError):
         search(g, "cpu_onnxruntime", calib, target_sqnr=30, cost_metric="speed")
+
+
+def test_checkpoint_of_other_inputs_is_discarded(demo, tmp_path):
+    g, calib, _, _ = demo
+    a = search(g, "cpu_onnxruntime", calib, target_sqnr=30.0, out_dir=tmp_path)
+    assert a.evaluations["checkpoint"] == "new"
+    b = search(g, "cpu_onnxruntime", calib[:40], target_sqnr=30.0, out_dir=tmp_path)
+    assert b.evaluations["checkpoint"] == "discarded (inputs changed)" and b.evaluations["resumed"] == 0
+    c = search(g, "cpu_onnxruntime", calib[:40], target_sqnr=25.0, out_dir=tmp_path)   # budget change: reuse
+    assert c.evaluations["checkpoint"] == "resumed" and c.evaluations["fresh"] <= 3

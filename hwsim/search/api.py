@@ -199,7 +199,9 @@ def search(model: "str | Path | Graph", profile, calib, target: float | None = N
                    "total": counts["distinct"], "fresh": counts["fresh"], "resumed": counts["resumed"],
                    "cached": counts["cached"], "pareto_points": len(pareto),
                    "pareto_points_evaluated": sum(1 for p in pareto if p.evaluated),
-                   "budget_probes": list(ph.budget_evaluated)}
+                   "budget_probes": list(ph.budget_evaluated),
+                   "checkpoint": ("none" if ck is None else "discarded (inputs changed)" if store.discarded
+                                  else "resumed" if counts["resumed"] else "new")}
     cs = dict(problem.cache_stats)
     tot = cs["nodes_run"] + cs["nodes_skipped"]
     cs["skipped_fraction"] = cs["nodes_skipped"] / tot if tot else 0.0

@@ -25,9 +25,12 @@ budget_met : False when not even the all-highest configuration meets the budget 
     ``chosen`` is the all-highest point).
 baselines : name (``"W8A8"`` ...) -> :class:`SearchPoint` of the uniform configurations;
     ``exact`` is False when some group could not take that pair.
-evaluations : ``{"phase1", "phase3", "baselines", "total", "fresh", "resumed", "cached"}`` —
-    distinct configurations scored per phase; fresh = run in this process, resumed = read
-    from a checkpoint.
+evaluations : ``{"phase1", "phase3", "baselines", "total", "fresh", "resumed", "cached",
+    "pareto_points", "pareto_points_evaluated", "budget_probes", "checkpoint"}`` — distinct
+    configurations scored per phase (a configuration counts in the first phase that asked
+    for it); fresh = run in this process, resumed = read from a checkpoint; budget_probes =
+    path indices phase 3 looked at, in order; checkpoint = "new" | "resumed" |
+    "discarded (inputs changed)" | "none".
 times : wall seconds: ``setup`` (import, calibration, float reference), ``phase1``,
     ``phase2``, ``phase3``, ``baselines``, ``report``, ``total``.
 prefix_cache : ``{"evaluations", "nodes_run", "nodes_skipped", "skipped_fraction"}``.
