@@ -5,15 +5,34 @@ instructions explicitly: a Numba type for one 512-bit register (``<16 x i32>``) 
 ``@intrinsic`` functions over it (load, 4-byte broadcast, ``llvm.x86.avx512.vpdpbusd.512``,
 ``llvm.x86.avx512.vpdpwssd.512``, and the bit operations the int4 unpack needs). The
 microkernels keep a 6 x 64 tile of int32 accumulators in 24 zmm registers; activations are
-read in place (row-major, 4-byte broadcasts, no packing pass), weights are packed once per
-call into panels of 64 output channels.
+read in place (row-major, 4-byte broadcasts straight from memory), weights are packed into
+panels of 64 output channels (cached for read-only weight arrays, i.e. constants).
+
+* GEMM (W8A8 u8/s8, W4A8, W8A16, W16A16): ``vpdpbusd`` for 8-bit activations (int4 weights
+  stored as biased nibbles ``w + 8``, two per byte, unpacked to int8 inside the tile),
+  ``vpdpwssd`` for 16-bit ones.
+* Convolution (groups = 1, any kernel size, stride, dilation, padding): implicit GEMM over a
+  zero-point-padded NHWC copy of the input; each kernel tap is a byte offset of the 6
+  pixel rows, no im2col is materialised.
+* Depthwise: one (image, channel) plane per task, 16 output columns per zmm; 8-bit inputs
+  pair two taps per ``vpdpwssd`` lane.
+* Requantization is fused: the tile's accumulators go straight through the portable path's
+  per-element function (:func:`hwsim.kernels.requant.requantize_value`); the ONNX Runtime
+  scheme runs 16 lanes at a time as a lane-wise transcription of
+  :func:`hwsim.kernels.fixedpoint.scale_f32_rne`.
 
 Signed 8-bit activations are flipped to unsigned with ``x ^ 0x80`` (= x + 128) in one
 vectorised pass before the kernel (an xor inside the tile would compete with
 ``vpdpbusd`` for the same execution ports) and the exact correction ``-128 * colsum(w)``
 is folded into the per-channel constant; unsigned 16-bit activations likewise with
-``x ^ 0x8000``. int4 weights are stored
-as biased nibbles (w + 8), two per byte, and unpacked to int8 inside the tile.
+``x ^ 0x8000``; weight zero points are subtracted from the packed weights.
+
+When is it exact? The fast path is offered only when no running sum can leave the profile's
+accumulator (``K * max|x - zx| * max|w - zw| + max|bias| <= acc_max``, by dtype range or,
+failing that, by the data); then the portable semantics reduce to the exact sum, which the
+kernels compute with int32 partial sums over K blocks that cannot overflow, summed in int64
+when there is more than one block. Pair-saturation emulation, grouped (non-depthwise)
+convolutions and weights that do not fit the instruction's operand go to the portable path.
 
 Everything here is compiled lazily (``cache=True``); the instructions are only generated
 when a kernel is first called, which :mod:`hwsim.kernels.dispatch` does only on CPUs with
