@@ -195,7 +195,7 @@ def compare(model, profiles: Sequence, calib, *, target_sqnr: float | None = Non
 
     Parameters
     ----------
-    model : ONNX path (a path is needed for the worker processes) or a Graph when ``jobs == 1``.
+    model : ONNX path or a :class:`~hwsim.graph.Graph` (e.g. imported with fixed dimensions).
     profiles : profile names (shipped), YAML paths or :class:`~hwsim.profile.HardwareProfile` objects.
     calib : calibration inputs (array for a single-input model or name -> array).
     target_sqnr, max_drop, labels, eval_data : the budget, as in :func:`hwsim.search.search`.
@@ -222,9 +222,9 @@ def compare(model, profiles: Sequence, calib, *, target_sqnr: float | None = Non
                   full_curve=full_curve, observer=observer, progress=False)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(families)))
     if isinstance(model, (str, Path)):
-        model = str(model)
-    elif jobs > 1:
-        raise ConfigError("compare with jobs > 1 needs the model as a file path")
+        from .onnx_import import load_model
+
+        model = load_model(model)        # once, here; workers receive the Graph
     tasks = [([resolved[i] for i in idx], [None if out is None else out / resolved[i].name for i in idx])
              for idx in families.values()]
     bar = None

@@ -45,3 +45,26 @@ def test_missing_model_file_is_one_line_error_without_traceback(tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "none.onnx" in out.stderr
+
+
+def test_dim_fixes_dynamic_spatial_sizes_for_costing(tmp_path, capsys):
+    """inspect costs a model with dynamic H/W at the --dim sizes (without: 1x1 images)."""
+    import json
+
+    import numpy as np
+    from onnx import helper
+
+    from tests.onnx_models import make_model
+
+    w = np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="c")
+    path = tmp_path / "dyn.onnx"
+    path.write_bytes(make_model([node], [("x", ["N", 3, "H", "W"])], [("y", None)], [("w", w)]).SerializeToString())
+    macs = {}
+    for dims in ([], ["--dim", "H=16", "--dim", "W=20"]):
+        out = tmp_path / f"cost{len(dims)}.json"
+        assert main(["inspect", str(path), "--profile", "cpu_onnxruntime", "--json", str(out), *dims]) == 0
+        macs[len(dims)] = json.loads(out.read_text())["totals"]["macs"]
+    assert macs[4] == 16 * 20 * 8 * 3 * 9 and macs[4] == 320 * macs[0]
+    assert main(["inspect", str(path), "--profile", "cpu_onnxruntime", "--dim", "H"]) == 2
+    assert "NAME=SIZE" in capsys.readouterr().err

@@ -1,7 +1,37 @@
 """Options and input loading shared by the commands that search (``search``, ``compare``)."""
 from __future__ import annotations
 
-__all__ = ["add_budget_arguments", "load_budget_inputs", "single_or_dict"]
+__all__ = ["add_model_arguments", "load_graph", "parse_dims", "add_budget_arguments", "load_budget_inputs",
+           "single_or_dict"]
+
+
+def add_model_arguments(p) -> None:
+    """The positional ONNX model and --dim NAME=SIZE (fix named dynamic dimensions)."""
+    p.add_argument("model", metavar="MODEL", help="ONNX model file")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="fix a named dynamic input dimension (e.g. --dim seq=128 or --dim height=224; "
+                        "repeatable); the batch dimension may stay dynamic. Costs are computed for these sizes "
+                        "(other dynamic dimensions count as 1)")
+
+
+def parse_dims(items) -> dict[str, int]:
+    """``["seq=128", "h=32"]`` -> ``{"seq": 128, "h": 32}``; ConfigError on a malformed entry."""
+    from hwsim.errors import ConfigError
+
+    out = {}
+    for it in items or ():
+        name, sep, val = it.partition("=")
+        if not sep or not name.strip() or not val.strip().isdigit() or int(val) <= 0:
+            raise ConfigError(f"--dim {it!r}: expected NAME=SIZE with a positive integer size, e.g. seq=128")
+        out[name.strip()] = int(val)
+    return out
+
+
+def load_graph(args):
+    """Import ``args.model`` with the ``--dim`` sizes."""
+    from hwsim.onnx_import import load_model
+
+    return load_model(args.model, fixed_dims=parse_dims(getattr(args, "dim", None)))
 
 
 def add_budget_arguments(p) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_budget_arguments, load_budget_inputs
+from ._common import add_budget_arguments, add_model_arguments, load_budget_inputs, load_graph
 
 DESCRIPTION = """\
 Run the mixed-precision search on every profile (in parallel across cores; profiles with
@@ -25,7 +25,7 @@ examples:
 
 
 def add_arguments(p):
-    p.add_argument("model", help="ONNX model file")
+    add_model_arguments(p)
     p.add_argument("--profiles", nargs="+", required=True, metavar="P",
                    help="hardware profiles to compare: shipped names or YAML files")
     add_budget_arguments(p)
@@ -56,14 +56,13 @@ def print_summary(result, files) -> None:
 def run(args) -> int:
     from hwsim.errors import ConfigError
     from hwsim.compare import compare
-    from hwsim.onnx_import import load_model
     from hwsim.report.compare_report import write_compare
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
-    graph = load_model(args.model)   # fails early, with a one-line cause, on a bad model
+    graph = load_graph(args)
     calib, eval_data, labels = load_budget_inputs(args, graph.input_names)
-    result = compare(args.model, args.profiles, calib, target_sqnr=args.target_sqnr, max_drop=args.max_drop,
+    result = compare(graph, args.profiles, calib, target_sqnr=args.target_sqnr, max_drop=args.max_drop,
                      labels=labels, eval_data=eval_data, out_dir=args.out, jobs=args.jobs,
                      full_curve=args.full_curve, observer=args.calibrator,
                      progress=not args.no_progress and sys.stderr.isatty())

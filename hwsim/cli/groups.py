@@ -1,6 +1,8 @@
 """``hwsim groups``: list the quantizer groups of a model under a profile."""
 from __future__ import annotations
 
+from ._common import add_model_arguments, load_graph
+
 HELP = "list quantizer groups (quantizers that must share a bit-width pair), their members and candidates"
 DESCRIPTION = """\
 List the quantizer groups the mixed-precision search works on: connected components of
@@ -14,7 +16,7 @@ example: hwsim groups model.onnx --profile cpu_onnxruntime --graphml groups.grap
 
 
 def add_arguments(p):
-    p.add_argument("model", help="ONNX model file")
+    add_model_arguments(p)
     p.add_argument("--profile", required=True, help="hardware profile: a shipped name or a YAML file")
     p.add_argument("--graphml", metavar="OUT", help="also write the quantizer graph as GraphML (e.g. for Gephi/yEd)")
     p.add_argument("--json", metavar="OUT", help="also write the groups as JSON")
@@ -24,10 +26,9 @@ def add_arguments(p):
 def run(args) -> int:
     from hwsim.groups import build_groups
     from hwsim.io import atomic_write_json
-    from hwsim.onnx_import import load_model
     from hwsim.profile import resolve_profile
 
-    graph = load_model(args.model)
+    graph = load_graph(args)
     profile = resolve_profile(args.profile)
     groups = build_groups(graph, profile)
     print(f"model {graph.name}: {len(graph.nodes)} nodes, {groups.nx_graph.number_of_nodes()} quantizers, "

@@ -1,6 +1,8 @@
 """``hwsim inspect``: per-layer cost table of a model on a hardware profile."""
 from __future__ import annotations
 
+from ._common import add_model_arguments, load_graph
+
 HELP = "per-layer cost table (MACs, BOPs, bytes, roofline latency, energy) of a model on a hardware profile"
 DESCRIPTION = """\
 Print one row per node of the imported model: op, input and output shapes, MACs, BOPs,
@@ -23,7 +25,7 @@ __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "format_table"]
 
 
 def add_arguments(p):
-    p.add_argument("model", help="ONNX model file")
+    add_model_arguments(p)
     p.add_argument("--profile", required=True,
                    help="hardware profile: the name of a shipped profile (e.g. cpu_onnxruntime) or a YAML file")
     g = p.add_mutually_exclusive_group()
@@ -123,11 +125,10 @@ def run(args) -> int:
     from hwsim.cost import CostModel, metric_value
     from hwsim.errors import ConfigError
     from hwsim.io import atomic_write_json
-    from hwsim.onnx_import import load_model
     from hwsim.profile import resolve_profile
 
     profile = resolve_profile(args.profile)
-    graph = load_model(args.model)
+    graph = load_graph(args)
     cm = CostModel(graph, profile)
     if args.config:
         from hwsim.quant.config import load_config

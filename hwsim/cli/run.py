@@ -14,6 +14,8 @@ import numpy as np
 
 from hwsim.errors import ConfigError
 
+from ._common import add_model_arguments, load_graph, parse_dims
+
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute", "parse_dims", "compare_with_ort"]
 
 HELP = "execute a model (float, fake-quant or integer) on an input and save every output"
@@ -31,7 +33,7 @@ _QUANT_ONLY = ("profile", "calib", "bits", "config", "calibrator", "dynamic")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("model", metavar="MODEL", help="ONNX model file")
+    add_model_arguments(p)
     p.add_argument("--input", "-i", required=True, metavar="X",
                    help=".npy (single-input model) or .npz keyed by input name")
     p.add_argument("--mode", choices=MODES, default="float",
@@ -41,9 +43,6 @@ def add_arguments(p) -> None:
     p.add_argument("--ort", action="store_true",
                    help="also run the model with onnxruntime (float) on the same input and print, per output, "
                         "max|diff| relative to max|onnxruntime output|")
-    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
-                   help="fix a named dynamic input dimension (e.g. --dim seq=128; repeatable); "
-                        "the batch dimension may stay dynamic")
     q = p.add_argument_group("quantized modes (--mode fake|int)")
     q.add_argument("--profile", metavar="P.yaml", help="hardware profile (required for fake/int)")
     q.add_argument("--calib", metavar="DATA", help="calibration data (.npy/.npz, a batch of inputs); "
@@ -59,17 +58,6 @@ def add_arguments(p) -> None:
     q.add_argument("--json", metavar="OUT.json",
                    help="write the quantization parameters, the integer report and the --compare table as JSON "
                         "(in float mode: the outputs' shapes and value ranges)")
-
-
-def parse_dims(items) -> dict[str, int]:
-    """``["seq=128", "h=32"]`` -> ``{"seq": 128, "h": 32}``; ConfigError on a malformed entry."""
-    out = {}
-    for it in items:
-        name, sep, val = it.partition("=")
-        if not sep or not name.strip() or not val.strip().isdigit() or int(val) <= 0:
-            raise ConfigError(f"--dim {it!r}: expected NAME=SIZE with a positive integer size, e.g. seq=128")
-        out[name.strip()] = int(val)
-    return out
 
 
 def execute(args, graph, feeds) -> dict[str, np.ndarray]:
@@ -99,7 +87,7 @@ def run(args) -> int:
     elif not args.profile:
         raise ConfigError(f"--mode {args.mode} needs --profile P.yaml")
     t0 = time.perf_counter()
-    graph = load_model(args.model, fixed_dims=parse_dims(getattr(args, "dim", None) or []))
+    graph = load_graph(args)
     feeds = load_array_file(args.input, list(graph.input_names))
     t1 = time.perf_counter()
     outputs = execute(args, graph, feeds)

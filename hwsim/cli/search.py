@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from ._common import add_budget_arguments, add_model_arguments, load_budget_inputs, load_graph
+
 HELP = "mixed-precision search: cheapest per-layer bit-widths meeting an SQNR or accuracy budget"
 DESCRIPTION = """\
 Find the cheapest per-layer precision config (in the profile's metric: latency, BOPs,
@@ -25,24 +27,12 @@ examples:
 
 
 def add_arguments(p):
-    p.add_argument("model", help="ONNX model file")
+    add_model_arguments(p)
     p.add_argument("--profile", required=True, help="hardware profile: a shipped name or a YAML file")
-    p.add_argument("--calib", required=True, metavar="C", help="calibration inputs (.npy for one input, .npz by input name)")
-    b = p.add_mutually_exclusive_group()
-    b.add_argument("--target-sqnr", type=float, metavar="DB",
-                   help="budget: SQNR (dB) of the integer outputs against float on the calibration data")
-    b.add_argument("--max-drop", type=float, metavar="X",
-                   help="budget: allowed score drop; with --labels, top-1 accuracy points below the float model; "
-                        "without, SQNR dB below the all-highest config")
-    p.add_argument("--labels", metavar="L", help="integer class labels (.npy) for --eval data (or --calib data): "
-                                                 "score = top-1 accuracy (%%)")
-    p.add_argument("--eval", metavar="E", help="inputs the score is computed on (.npy/.npz; default: --calib)")
+    add_budget_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results and checkpoint)")
-    p.add_argument("--full-curve", action="store_true", help="evaluate every point of the Pareto path")
     p.add_argument("--metric", choices=("latency", "bops", "energy", "memory"),
                    help="cost metric to minimise (default: the profile's metric)")
-    p.add_argument("--calibrator", default="minmax", choices=("minmax", "percentile", "mse", "entropy"),
-                   help="calibration observer (default: minmax)")
     p.add_argument("--workers", type=int, default=1, help="threads for phase 1 (results do not depend on it)")
     p.add_argument("--baselines", default="W8A16,W8A8,W4A8",
                    help="uniform pairs to compare against, comma-separated (default: W8A16,W8A8,W4A8)")
@@ -53,43 +43,23 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from hwsim.errors import ConfigError, DataError
-    from hwsim.io import load_array_file
-    from hwsim.onnx_import import load_model
+    from hwsim.bits import BitPair
+    from hwsim.errors import ConfigError
     from hwsim.profile import resolve_profile
     from hwsim.search import search
     from hwsim.search.report import fmt_cost
 
-    if args.target_sqnr is None and args.max_drop is None and not args.full_curve:
-        raise ConfigError("give a budget: --target-sqnr DB or --max-drop X (or --full-curve to map the front)")
-    if args.target_sqnr is not None and args.labels:
-        raise ConfigError("--target-sqnr is an SQNR budget; with --labels use --max-drop")
-    graph = load_model(args.model)
+    graph = load_graph(args)
     profile = resolve_profile(args.profile)
-    names = list(graph.input_names)
-    calib = load_array_file(args.calib, names)
-    eval_data = load_array_file(args.eval, names) if args.eval else None
-    labels = None
-    if args.labels:
-        lab = load_array_file(args.labels, ["labels"])
-        labels = next(iter(lab.values()))
-        if labels.dtype.kind not in "iu":
-            raise DataError(f"{args.labels}: labels must be integers, got dtype {labels.dtype}")
+    calib, eval_data, labels = load_budget_inputs(args, graph.input_names)
     try:
         baselines = [s.strip() for s in args.baselines.split(",") if s.strip()]
-        from hwsim.bits import BitPair
         for s in baselines:
             BitPair.parse(s)
     except ValueError as e:
         raise ConfigError(f"--baselines: {e}") from None
-    if eval_data is not None and labels is None and args.max_drop is None and args.target_sqnr is None:
-        pass
-    r = search(graph, profile, calib if len(calib) > 1 else next(iter(calib.values())),
-               target_sqnr=args.target_sqnr, max_drop=args.max_drop, labels=labels,
-               eval_data=(eval_data if eval_data is None or len(eval_data) > 1 else next(iter(eval_data.values()))),
-               cost_metric=args.metric, out_dir=args.out, full_curve=args.full_curve, workers=args.workers,
+    r = search(graph, profile, calib, target_sqnr=args.target_sqnr, max_drop=args.max_drop, labels=labels,
+               eval_data=eval_data, cost_metric=args.metric, out_dir=args.out, full_curve=args.full_curve, workers=args.workers,
                observer=args.calibrator, baselines=baselines, prefix_cache=not args.no_prefix_cache,
                progress=not args.no_progress and sys.stderr.isatty(), resume=not args.no_resume)
     u = r.cost_unit
