@@ -201,6 +201,8 @@ def _ort_session(model, threads):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    # idle ORT threads must not spin on the cores our kernels are measured on next
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -363,11 +365,15 @@ def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=
                         peers.update(_ort_conv_peers(C, H, W, C, k, s, pd, C, nt, rng))
                     peers.update(_torch_peers("conv", (C, H, W, C, k, s, pd, C), nt, rng))
                 ops = cases[0].ops
-                peer_g = {name: _gops(ops, time_best(fn, min_time)) for name, fn in peers.items()}
+                peer_g = {}
+                for name, fn in peers.items():
+                    peer_g[name] = _gops(ops, time_best(fn, min_time))
+                    time.sleep(0.25)    # let the peer's OpenMP threads stop spinning before the next timing
                 w8a8 = None
                 for case in cases:
                     fast = _fast_taken(case)
                     t = time_best(case.call, min_time)
+                    time.sleep(0.05)
                     g = _gops(case.ops, t)
                     row = {"kernel": case.kernel, "pair": case.pair, "shape": case.shape, "threads": nt,
                            "path": "vnni" if fast else "portable", "gops": g}
