@@ -37,6 +37,8 @@ Examples
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -268,17 +270,21 @@ class GemmParams:
     requant: RequantParams | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "x_zero_point", int(self.x_zero_point))
-        object.__setattr__(self, "w_zero_point", _as_i64_tuple(self.w_zero_point, "w_zero_point"))
-        if not isinstance(self.accum, AccumParams):
-            raise KernelError(f"accum must be AccumParams, got {type(self.accum).__name__}")
-        if self.requant is not None and not isinstance(self.requant, RequantParams):
-            raise KernelError(f"requant must be RequantParams or None, got {type(self.requant).__name__}")
+        _check_stages(self)
 
     def replace(self, **kw) -> "GemmParams":
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d.update(kw)
-        return type(self)(**d)
+        """A copy with fields replaced (validated again)."""
+        return dataclasses.replace(self, **kw)
+
+
+def _check_stages(p) -> None:
+    """Normalise and check what GemmParams and ConvParams share: zero points, accumulator, requantization."""
+    object.__setattr__(p, "x_zero_point", int(p.x_zero_point))
+    object.__setattr__(p, "w_zero_point", _as_i64_tuple(p.w_zero_point, "w_zero_point"))
+    if not isinstance(p.accum, AccumParams):
+        raise KernelError(f"accum must be AccumParams, got {type(p.accum).__name__}")
+    if p.requant is not None and not isinstance(p.requant, RequantParams):
+        raise KernelError(f"requant must be RequantParams or None, got {type(p.requant).__name__}")
 
 
 def _pair(v, what) -> tuple:
@@ -322,17 +328,11 @@ class ConvParams:
         object.__setattr__(self, "groups", int(self.groups))
         if self.groups < 1:
             raise KernelError(f"groups must be >= 1, got {self.groups}")
-        object.__setattr__(self, "x_zero_point", int(self.x_zero_point))
-        object.__setattr__(self, "w_zero_point", _as_i64_tuple(self.w_zero_point, "w_zero_point"))
-        if not isinstance(self.accum, AccumParams):
-            raise KernelError(f"accum must be AccumParams, got {type(self.accum).__name__}")
-        if self.requant is not None and not isinstance(self.requant, RequantParams):
-            raise KernelError(f"requant must be RequantParams or None, got {type(self.requant).__name__}")
+        _check_stages(self)
 
     def replace(self, **kw) -> "ConvParams":
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d.update(kw)
-        return type(self)(**d)
+        """A copy with fields replaced (validated again)."""
+        return dataclasses.replace(self, **kw)
 
 
 @dataclass(frozen=True)
