@@ -39,13 +39,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_search_effnet_model import build_efficientnet_lite0, smooth_images  # noqa: E402

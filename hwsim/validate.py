@@ -349,7 +349,6 @@ def validate(model, feeds: Mapping[str, np.ndarray], *, against: str = "onnxrunt
         # exposing tensors must not change what onnxruntime computes
         inter_ok = all(np.array_equal(ivals[o], theirs[o]) for o in out_names)
         if inter_ok:
-            consts = qm.graph.constants
             float_set = set(float_nodes)
             iso_eval = _IsolatedEvaluator(qm, ivals, feeds_ort)
             for n in qm.graph.nodes:

@@ -22,7 +22,7 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import flatbuffers
 import numpy as np

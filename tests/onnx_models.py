@@ -237,7 +237,7 @@ def build_mobilenet_like(opset: int = 13, batch=None, input_size: int = 32, widt
     h = b.hswish(b.conv(h, c, last, 1, pads=[0, 0, 0, 0], bias=True))
     h = b.node("GlobalAveragePool", [h])
     h = b.torch_flatten(h)
-    out = b.linear(h, last, num_classes)
+    b.linear(h, last, num_classes)
     b.nodes[-1].output[0] = "logits"
     return b.model(("input", [_batch(batch), 3, input_size, input_size]), "logits", opset, "mobilenet_like",
                    [_batch(batch), num_classes])

@@ -2,7 +2,6 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 
 from hwsim.demo_data import demo_model_bytes, demo_model_path, load_demo_data
 

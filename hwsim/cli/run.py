@@ -76,7 +76,6 @@ def execute(args, graph, feeds) -> dict[str, np.ndarray]:
 
 def run(args) -> int:
     from hwsim.io import atomic_write_npz, load_array_file
-    from hwsim.onnx_import import load_model
 
     if args.mode == "float":
         given = [f"--{k}" for k in _QUANT_ONLY if getattr(args, k, None)]
