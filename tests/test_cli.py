@@ -68,3 +68,25 @@ def test_dim_fixes_dynamic_spatial_sizes_for_costing(tmp_path, capsys):
     assert macs[4] == 16 * 20 * 8 * 3 * 9 and macs[4] == 320 * macs[0]
     assert main(["inspect", str(path), "--profile", "cpu_onnxruntime", "--dim", "H"]) == 2
     assert "NAME=SIZE" in capsys.readouterr().err
+
+
+def test_run_executes_quantized_models_as_they_are_without_a_profile(tmp_path, capsys):
+    """QDQ and QOperator files written by onnxruntime's quantizer run in integer with their own
+    scales; both forms give the same integers; a QOperator model has no fake-quant form."""
+    import numpy as np
+
+    from hwsim.demo_data import demo_qdq_model, load_demo_data
+
+    x = load_demo_data()[1][:64]
+    np.save(tmp_path / "x.npy", x)
+    outs = {}
+    for fmt in ("qdq", "qoperator"):
+        model = tmp_path / f"{fmt}.onnx"
+        model.write_bytes(demo_qdq_model(fmt=fmt))
+        assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--mode", "int",
+                     "--out", str(tmp_path / f"{fmt}.npz")]) == 0
+        outs[fmt] = np.load(tmp_path / f"{fmt}.npz")["logits"]
+    assert "already quantized" in capsys.readouterr().out
+    assert np.array_equal(outs["qdq"], outs["qoperator"])
+    assert main(["run", str(tmp_path / "qoperator.onnx"), "--input", str(tmp_path / "x.npy"), "--mode", "fake"]) == 2
+    assert "runs only in integer" in capsys.readouterr().err

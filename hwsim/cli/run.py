@@ -83,10 +83,11 @@ def run(args) -> int:
             given.append("--compare")
         if given:
             raise ConfigError(f"{', '.join(given)} only apply to --mode fake|int (got --mode float)")
-    elif not args.profile:
-        raise ConfigError(f"--mode {args.mode} needs --profile P.yaml")
     t0 = time.perf_counter()
-    graph = load_graph(args)
+    prequantized = args.mode != "float" and _is_prequantized(args.model)
+    if args.mode != "float" and not prequantized and not args.profile:
+        raise ConfigError(f"--mode {args.mode} needs --profile P.yaml")
+    graph = _load_for_run(args, prequantized)
     feeds = load_array_file(args.input, list(graph.input_names))
     t1 = time.perf_counter()
     outputs = execute(args, graph, feeds)
@@ -117,6 +118,31 @@ def run(args) -> int:
             **({"onnxruntime": ort_cmp} if ort_cmp is not None else {})})
         print(f"wrote {args.json}")
     return 0
+
+
+def _is_prequantized(model_path) -> bool:
+    """A model with quantization nodes runs as it is (its own scales), without a profile."""
+    from hwsim.quant.qdq_import import is_quantized_model
+
+    return is_quantized_model(model_path)
+
+
+def _load_for_run(args, prequantized: bool):
+    """The graph to run: the float importer's, or for a QOperator model (QLinearConv ...,
+    which has no float form) the integer graph of :func:`hwsim.quant.qdq_import.import_quantized`."""
+    from hwsim.errors import UnsupportedOpError
+
+    try:
+        return load_graph(args)
+    except UnsupportedOpError:
+        if not prequantized:
+            raise
+    if args.mode != "int" or getattr(args, "compare", False):
+        raise ConfigError(f"{args.model} is a QOperator model (QLinearConv, ...): it runs only in integer, as it "
+                          "is: use --mode int without --compare (or `hwsim validate` to check it against onnxruntime)")
+    from hwsim.quant.qdq_import import import_quantized
+
+    return import_quantized(args.model).graph
 
 
 def compare_with_ort(model_path, graph, feeds, outputs) -> dict[str, dict]:

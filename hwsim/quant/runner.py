@@ -78,8 +78,8 @@ def _run_prequantized(args, graph, feeds) -> dict[str, np.ndarray]:
         raise ConfigError(f"{args.model} is already quantized (QuantizeLinear/DequantizeLinear nodes): it runs with "
                           f"its own scales and zero points; drop {', '.join(given)}")
     check_feeds(graph, feeds, source=getattr(args, "input", "input"))
-    print(f"{args.model}: pre-quantized QDQ model, run as it is (ONNX Runtime arithmetic; "
-          f"profile {args.profile!r} not used)")
+    unused = f"; profile {args.profile} not used" if args.profile else ""
+    print(f"{args.model}: already quantized, run as it is with its own scales (ONNX Runtime arithmetic{unused})")
     payload: dict = {"model": graph.name, "mode": args.mode, "prequantized": True}
     fake = None
     if args.mode == "fake" or getattr(args, "compare", False):
