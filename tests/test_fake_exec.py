@@ -158,6 +158,6 @@ def test_cli_runs_a_prequantized_qdq_model_as_it_is(tmp_path, capsys):
     base = ["run", str(tmp_path / "q.onnx"), "--input", str(tmp_path / "x.npy"), "--profile", "cpu_onnxruntime"]
     assert main(base + ["--mode", "int", "--compare", "--out", str(tmp_path / "o.npz")]) == 0
     text = capsys.readouterr().out
-    assert "pre-quantized QDQ model" in text and "vs integer: max" in text and (tmp_path / "o.npz").is_file()
+    assert "already quantized, run as it is" in text and "vs integer: max" in text and (tmp_path / "o.npz").is_file()
     assert main(base + ["--mode", "int", "--bits", "W8A8"]) == 2
     assert "already quantized" in capsys.readouterr().err
