@@ -25,7 +25,7 @@ tflite_optimized         :func:`quantize_multiplier`           :func:`multiply_b
 tflite_single_rounding   ``quantize_multiplier(single_rounding=True)`` :func:`multiply_by_quantized_multiplier_single_rounding`
 tflite_16x8              :func:`quantize_multiplier` + :func:`reduce_multiplier_15bit`  :func:`multiply_by_quantized_multiplier_16x8`
 fbgemm                   :func:`ort_multiplier` + :func:`fbgemm_bias_term` :func:`scale_fbgemm_f32_rne`
-onnx_reference           :func:`double_multiplier`             :func:`scale_f64_rne`
+onnx_reference           :func:`ort_multiplier` (float32 chain) :func:`scale_f64_rne`
 power_of_two             :func:`power_of_two_exponent`         :func:`shift_round`
 ======================== ===================================== =================================================
 
@@ -286,9 +286,12 @@ def scale_fbgemm_f32_rne(acc, bias_term, m, lo, hi):
 
 
 @njit
-def scale_f64_rne(acc, m, lo, hi):
-    """onnx.reference: ``rne(clamp(double(acc)·m, lo, hi))`` in float64. Returns ``(value, clamped)``."""
-    v = np.float64(acc) * m
+def scale_f64_rne(acc, m, zy, lo, hi):
+    """onnx.reference: ``rne(clamp(double(acc)·double(m) + zy, lo, hi))`` in float64: the zero point
+    is added *before* rounding, so an odd ``zy`` moves the half-to-even ties. ``m`` is the float32
+    chain ``f32(f32(sx·sw)/sy)`` (the evaluator multiplies its float32 scale tensors); ``lo``/``hi``
+    are output codes. Returns ``(code, clamped)``."""
+    v = np.float64(acc) * m + np.float64(zy)
     if v < lo:
         return np.int64(lo), 1
     if v > hi:

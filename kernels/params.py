@@ -235,7 +235,11 @@ class RequantParams:
                 mult = fp.ort_multiplier(sx, sw, sy).astype(np.float64)
                 if scheme is Requant.FBGEMM and bias_float is not None:
                     bias_term = fp.fbgemm_bias_term(bias_float, sx, sw)
-            elif scheme in (Requant.TFLITE_REFERENCE_FC, Requant.ONNX_REFERENCE):
+            elif scheme is Requant.ONNX_REFERENCE:
+                # onnx.reference computes x_scale * w_scale / y_scale on the float32 scale
+                # tensors (a float32 chain, as ORT does) and only the product in float64
+                mult = fp.ort_multiplier(sx, sw, sy).astype(np.float64)
+            elif scheme is Requant.TFLITE_REFERENCE_FC:
                 mult = fp.double_multiplier(sx, sw, sy)
             elif scheme in (Requant.TFLITE_REFERENCE, Requant.TFLITE_OPTIMIZED):
                 m0, shift = fp.quantize_multiplier(fp.double_multiplier(sx, sw, sy))

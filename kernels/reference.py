@@ -186,9 +186,13 @@ def requantize_value(acc: int, p: RequantParams, c: int) -> tuple[int, int]:
         elif s is Requant.FBGEMM:
             v = (np.float32(acc) + np.float32(p.bias_term[i])) * np.float32(p.multiplier[i])
             rule = "even"
-        elif s is Requant.ONNX_REFERENCE:
-            v = float(acc) * float(p.multiplier[i])                         # double
-            rule = "even"
+        elif s is Requant.ONNX_REFERENCE:                                   # zero point before rounding
+            v = Fraction(float(acc) * float(p.multiplier[i]) + zy)          # double product, double sum
+            if v < lo:
+                return lo, 1
+            if v > hi:
+                return hi, 1
+            return round_fraction(v, "even"), 0
         else:
             v = float(acc) * float(p.multiplier[i])
             rule = "away"

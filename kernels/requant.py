@@ -37,7 +37,10 @@ def requantize_value(acc, code, mult, m0, shift, bias_term, zy, act_min, act_max
     the range (float schemes: the scaled float before rounding; integer schemes: the rounded integer).
     ``code`` is :data:`hwsim.kernels.params.SCHEME_CODE` of the scheme.
     """
-    if code == 0 or code == 6 or code == 7 or code == 2:
+    if code == 7:
+        # onnx.reference adds the zero point before rounding
+        return fp.scale_f64_rne(acc, mult, zy, np.float64(act_min), np.float64(act_max))
+    if code == 0 or code == 6 or code == 2:
         # float schemes clamp in float before rounding (as ORT/fbgemm do); the bounds are
         # integers, so this equals an integer clamp after rounding
         lo = act_min - zy
@@ -46,8 +49,6 @@ def requantize_value(acc, code, mult, m0, shift, bias_term, zy, act_min, act_max
             r, k = fp.scale_f32_rne(acc, mult, lo, hi)
         elif code == 6:
             r, k = fp.scale_fbgemm_f32_rne(acc, bias_term, mult, lo, hi)
-        elif code == 7:
-            r, k = fp.scale_f64_rne(acc, mult, np.float64(lo), np.float64(hi))
         else:
             r, k = fp.scale_f64_away(acc, mult, np.float64(lo), np.float64(hi))
         return r + zy, k

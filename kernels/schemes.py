@@ -29,7 +29,8 @@ class Requant(str, enum.Enum):
     FBGEMM = "fbgemm"
     """m = f32(f32(sx*sw)/sy); rne((f32(acc) + bias/f32(sx*sw)) * m); float bias."""
     ONNX_REFERENCE = "onnx_reference"
-    """float64 m = sx*sw/sy; rne(acc*m) in float64 (onnx.reference evaluator)."""
+    """m = f32(f32(sx*sw)/sy) from the float32 scale tensors; rne(double(acc)*m) in float64
+    (onnx.reference evaluator, onnx 1.23: measured, see tests/test_onnx_reference_bitexact.py)."""
     POWER_OF_TWO = "power_of_two"
     """scale ratio is 2^-n; arithmetic shift with the profile's rounding (DPU-style)."""
 
