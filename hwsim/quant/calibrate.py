@@ -147,7 +147,8 @@ def iter_batches(graph: Graph, data, batch_size: int = 32) -> tuple[int, Iterato
 
 
 def calibrate(graph: Graph, data, observer: str = "minmax", *, batch_size: int = 32,
-              percentile: float = DEFAULT_PERCENTILE, progress: bool | None = None) -> CalibrationStats:
+              percentile: float = DEFAULT_PERCENTILE, progress: bool | None = None,
+              outputs: dict | None = None) -> CalibrationStats:
     """Run the float model over ``data`` once and record statistics of every float tensor.
 
     Parameters
@@ -159,6 +160,9 @@ def calibrate(graph: Graph, data, observer: str = "minmax", *, batch_size: int =
     batch_size : samples per float run when ``data`` holds whole arrays.
     percentile : the percentile used by the ``percentile`` observer.
     progress : show a tqdm bar (None: only when there are several batches and stderr is a tty).
+    outputs : if a dict is given, it receives the float model's graph outputs on ``data``
+        (batches joined along the batch axis; an output without one is left out), so a caller
+        that also needs the float reference on the calibration data need not run it again.
 
     Raises
     ------
@@ -190,6 +194,8 @@ def calibrate(graph: Graph, data, observer: str = "minmax", *, batch_size: int =
                 observe(t, v)
 
     n_samples = 0
+    sizes: list[int] = []
+    collected: dict[str, list] = {}
     bar = tqdm(total=nb, desc="calibrating", unit="batch", leave=False,
                disable=(nb < 2) if progress is None else not progress)
     try:
@@ -201,11 +207,19 @@ def calibrate(graph: Graph, data, observer: str = "minmax", *, batch_size: int =
             for t, v in outs.items():
                 if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
                     raise DataError(f"calibration batch {i}: the float model produced NaN/Inf in output '{t}'")
+                if outputs is not None and t in graph.outputs:
+                    collected.setdefault(t, []).append(v)
             first = feeds[graph.input_names[0]]
-            n_samples += int(first.shape[0]) if first.ndim else 1
+            sizes.append(int(first.shape[0]) if first.ndim else 1)
+            n_samples += sizes[-1]
             bar.update(1)
     finally:
         bar.close()
     if n_samples == 0:
         raise DataError("calibration data is empty (0 samples)")
+    if outputs is not None:
+        for t, parts in collected.items():
+            # batches join along axis 0 only where axis 0 is the batch axis of every part
+            if all(np.ndim(a) and np.shape(a)[0] == n for a, n in zip(parts, sizes)):
+                outputs[t] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     return CalibrationStats(tensors, observer, n_samples, nb, graph.name, percentile)

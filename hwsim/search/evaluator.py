@@ -122,8 +122,12 @@ class ModelProblem:
         self.qgroups = groups if groups is not None else build_groups(graph, profile)
         self.groups = tuple(GroupSpec(g.name, g.candidates, g.first_node, {"ops": g.ops})
                             for g in self.qgroups)
-        self.stats = calibrate(graph, self.calib, observer=observer, progress=False)
-        self.float_outputs = run_float(graph, self.data)
+        calib_outputs: dict = {}
+        self.stats = calibrate(graph, self.calib, observer=observer, progress=False, outputs=calib_outputs)
+        if self.data is self.calib and all(t in calib_outputs for t in graph.outputs):
+            self.float_outputs = calib_outputs      # the calibration pass already ran the float model on it
+        else:
+            self.float_outputs = run_float(graph, self.data)
         self.reference_score = None if metric is None else float(metric(self.float_outputs))
         self.cost_model = CostModel(graph, profile)
         try:
