@@ -1088,9 +1088,10 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
-    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
+def _run(fam, A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
+         mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
+    """All rows x all 64-channel panels with the microkernels of family ``fam`` (:data:`_FAM`:
+    0 = 8-bit weights, 1 = int4 weights, 2 = 16-bit), K in ``blocks`` (tap ranges) summed in int64 when
     there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
     go to ``clamps``."""
     M = rows.shape[0]
@@ -1114,11 +1115,24 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
                 init = c0 != t0
                 m = m0
                 while m + MR <= m1:
-                    _mk_b8_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    r = rows[m:m + MR]
+                    if fam == 0:
+                        _mk_b8_6(A, r[0], r[1], r[2], r[3], r[4], r[5], taps, tsteps, c0, c1, Bp, pb,
+                                 T[(m - m0) * NR:], init)
+                    elif fam == 1:
+                        _mk_b4_6(A, r[0], r[1], r[2], r[3], r[4], r[5], taps, tsteps, c0, c1, Bp, pb,
+                                 T[(m - m0) * NR:], init)
+                    else:
+                        _mk_w16_6(A, r[0], r[1], r[2], r[3], r[4], r[5], taps, tsteps, c0, c1, Bp, pb,
+                                  T[(m - m0) * NR:], init)
                     m += MR
                 while m < m1:
-                    _mk_b8_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    if fam == 0:
+                        _mk_b8_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    elif fam == 1:
+                        _mk_b4_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
+                    else:
+                        _mk_w16_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
                     m += 1
             if nblk > 1:
                 for i in range((m1 - m0) * NR):
@@ -1131,95 +1145,8 @@ def _run_b8(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, 
                                      osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _run_b4(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
-    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
-    there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
-    go to ``clamps``."""
-    M = rows.shape[0]
-    npan = (N + NR - 1) // NR
-    nmb = (M + MB - 1) // MB
-    nblk = blocks.shape[0] - 1
-    for task in prange(nmb * npan):
-        mb = task // npan
-        p = task % npan
-        m0 = mb * MB
-        m1 = min(M, m0 + MB)
-        T = np.empty(MB * NR, np.int32)
-        T64 = np.zeros(MB * NR if nblk > 1 else 1, np.int64)
-        for bi in range(nblk):
-            t0 = blocks[bi]
-            t1 = blocks[bi + 1]
-            for c0 in range(t0, t1, cb):
-                # cache block: cb taps of weights (about 16 KB) reused by all row tiles
-                c1 = min(t1, c0 + cb)
-                pb = p * pstride + tbo[c0]
-                init = c0 != t0
-                m = m0
-                while m + MR <= m1:
-                    _mk_b4_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
-                    m += MR
-                while m < m1:
-                    _mk_b4_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
-                    m += 1
-            if nblk > 1:
-                for i in range((m1 - m0) * NR):
-                    T64[i] += T[i]
-        if vec:
-            clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out, osize)
-        else:
-            clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                     osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
 
-
-@njit(cache=True, nogil=True, parallel=True)
-def _run_w16(A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32, cb):
-    """All rows x all 64-channel panels, K in ``blocks`` (tap ranges) summed in int64 when
-    there is more than one, epilogue fused (see :func:`_epilogue`). Per-task clamp counts
-    go to ``clamps``."""
-    M = rows.shape[0]
-    npan = (N + NR - 1) // NR
-    nmb = (M + MB - 1) // MB
-    nblk = blocks.shape[0] - 1
-    for task in prange(nmb * npan):
-        mb = task // npan
-        p = task % npan
-        m0 = mb * MB
-        m1 = min(M, m0 + MB)
-        T = np.empty(MB * NR, np.int32)
-        T64 = np.zeros(MB * NR if nblk > 1 else 1, np.int64)
-        for bi in range(nblk):
-            t0 = blocks[bi]
-            t1 = blocks[bi + 1]
-            for c0 in range(t0, t1, cb):
-                # cache block: cb taps of weights (about 16 KB) reused by all row tiles
-                c1 = min(t1, c0 + cb)
-                pb = p * pstride + tbo[c0]
-                init = c0 != t0
-                m = m0
-                while m + MR <= m1:
-                    _mk_w16_6(A, rows[m], rows[m + 1], rows[m + 2], rows[m + 3], rows[m + 4], rows[m + 5],
-                              taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
-                    m += MR
-                while m < m1:
-                    _mk_w16_1(A, rows[m], taps, tsteps, c0, c1, Bp, pb, T[(m - m0) * NR:], init)
-                    m += 1
-            if nblk > 1:
-                for i in range((m1 - m0) * NR):
-                    T64[i] += T[i]
-        if vec:
-            clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out, osize)
-        else:
-            clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
-                                     osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
-
-
-_RUN = {"b8": _run_b8, "b4": _run_b4, "w16": _run_w16}
+_FAM = {"b8": 0, "b4": 1, "w16": 2}
 _INT32_MAX = 2 ** 31 - 1
 
 
@@ -1333,7 +1260,7 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
         corr32[:N] = corr
         mfp[:N] = args[2]
         args = args[:2] + (mfp,) + args[3:]
-    _RUN[fam](a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
+    _run(_FAM[fam], a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
               pw.pstride, N, corr, orow, sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize, *args,
               clamps, vec, corr32, cb)
     return int(clamps.sum())
