@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..search.report import fmt_cost
 from .html import HtmlReport, figure_png
 from .plots import fronts_figure, latency_breakdown_figure
 
@@ -18,18 +19,12 @@ _LABEL = {"latency": "latency", "energy": "energy", "relative_bops": "BOPs (rel.
 
 
 def fmt_value(metric: str, v) -> str:
-    """Human units: ms/µs, mJ/µJ, relative BOPs, KiB/MiB."""
+    """A comparison metric in human units (:func:`hwsim.search.report.fmt_cost`, as the search reports)."""
     if v is None:
         return "—"
-    if metric == "latency":
-        return f"{v * 1e3:.3f} ms" if v >= 1e-3 else f"{v * 1e6:.2f} µs"
-    if metric == "energy":
-        return f"{v * 1e3:.3f} mJ" if v >= 1e-3 else f"{v * 1e6:.3f} µJ"
     if metric == "relative_bops":
         return f"{v:.4f}"
-    if metric == "memory":
-        return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
-    return f"{v:.4g}"
+    return fmt_cost(v, {"latency": "s", "energy": "J", "memory": "bytes", "bops": "BOPs"}[metric])
 
 
 def _score(v, score_name: str) -> str:
