@@ -1,8 +1,8 @@
 """The ``hwsim`` command: a thin layer over the Python API.
 
-Each subcommand lives in its own module ``hwsim/cli/<name>.py`` defining ``HELP`` (one
-line), optional ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``; adding
-a command is one file plus one entry in :data:`COMMANDS`. Only the module of the command
+Each subcommand lives in its own module ``hwsim/cli/<name>.py`` defining an optional
+``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``; adding a command is one
+file plus one entry (its one-line help) in :data:`COMMANDS`. Only the module of the command
 being run is imported (a fast start, and one command's trouble never breaks another).
 Errors derived from :class:`hwsim.errors.HwsimError` (and missing files) print one line on
 stderr and exit with status 2; never a traceback.

@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "HELP", "DESCRIPTION", "add_arguments", "run", "Case", "gemm_case", "conv_case", "depthwise_case",
+    "DESCRIPTION", "add_arguments", "run", "Case", "gemm_case", "conv_case", "depthwise_case",
     "time_best", "measure", "format_table", "startup_probe", "measure_startup", "GEMM_SHAPES", "CONV_SHAPES",
     "DW_SHAPES", "PAIRS",
 ]
 
-HELP = "benchmark the integer kernels against float BLAS and production int8 runtimes"
 DESCRIPTION = (
     "Benchmark the integer kernels (requantization included) against NumPy float32 matmul, ONNX Runtime\n"
     "MatMulInteger/QLinearConv u8s8 and float32, torch (when installed) and the measured VNNI peak,\n"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from ._common import add_model_arguments, load_graph
 
-HELP = "list quantizer groups (quantizers that must share a bit-width pair), their members and candidates"
 DESCRIPTION = """\
 List the quantizer groups the mixed-precision search works on: connected components of
 the quantizer graph (activation tensors and weights linked by "must share a bit-width"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from ._common import add_model_arguments, load_graph
 
-HELP = "per-layer cost table (MACs, BOPs, bytes, roofline latency, energy) of a model on a hardware profile"
 DESCRIPTION = """\
 Print one row per node of the imported model: op, input and output shapes, MACs, BOPs,
 bytes moved (packed weights + activations), roofline latency (or the profile's measured
@@ -21,7 +20,7 @@ examples:
   hwsim inspect model.onnx --profile my_npu.yaml --bits W4A8 --json cost.json
 """
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "format_table"]
+__all__ = ["DESCRIPTION", "add_arguments", "run", "format_table"]
 
 
 def add_arguments(p):

@@ -14,11 +14,10 @@ import numpy as np
 
 from hwsim.errors import ConfigError
 
-from ._common import add_model_arguments, load_graph, parse_dims
+from ._common import add_model_arguments, load_graph
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "execute", "parse_dims", "compare_with_ort"]
+__all__ = ["DESCRIPTION", "add_arguments", "run", "execute", "compare_with_ort"]
 
-HELP = "execute a model (float, fake-quant or integer) on an input and save every output"
 DESCRIPTION = """\
 Execute MODEL on the input X and write every graph output, keyed by output name, to an .npz.
 

@@ -5,7 +5,6 @@ import sys
 
 from ._common import add_budget_arguments, add_model_arguments, load_budget_inputs, load_graph
 
-HELP = "mixed-precision search: cheapest per-layer bit-widths meeting an SQNR or accuracy budget"
 DESCRIPTION = """\
 Find the cheapest per-layer precision config (in the profile's metric: latency, BOPs,
 energy or memory; precision conversions included) that meets a budget, scoring every

@@ -2,9 +2,8 @@
 against onnxruntime."""
 from __future__ import annotations
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "run"]
 
-HELP = "check hwsim's integer execution of a quantized ONNX model (QDQ or QOperator) against onnxruntime"
 DESCRIPTION = """\
 Run a third-party quantized ONNX model (QDQ as written by onnxruntime.quantization, or
 QOperator: QLinearConv, QLinearMatMul, QGemm, QLinearAdd, ...) with its own scales and zero
