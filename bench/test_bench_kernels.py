@@ -73,7 +73,7 @@ def test_peer_conv(benchmark, threads, shape):
 @pytest.mark.parametrize("fam", ["b8", "w16"])
 def test_peak(benchmark, fam):
     from hwsim.kernels import cpu, vnni
-    if cpu.kernel_path() != "vnni":
+    if cpu.kernel_path() not in ("vnni", "amx"):
         pytest.skip("no AVX-512 VNNI")
     benchmark.extra_info["gops"] = max(vnni.peak_gops(fam) for _ in range(3))
     benchmark.pedantic(vnni.peak_gops, args=(fam,), rounds=3, iterations=1)

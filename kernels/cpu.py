@@ -1,18 +1,25 @@
 """CPU features that decide which kernel path runs.
 
+:func:`has_amx` is true when this process may run the Intel AMX tile kernels of
+:mod:`hwsim.kernels.amx`: the CPU reports ``amx_tile`` and ``amx_int8`` besides the VNNI
+flags below, Numba compiles for the host CPU, and Linux grants the process the tile-data
+state (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, requested once; ONNX
+Runtime's MLAS requests the same on import).
+
 :func:`has_vnni` is true when this process may run the explicit AVX-512 VNNI kernels of
 :mod:`hwsim.kernels.vnni`: the CPU reports ``avx512f``, ``avx512bw`` and ``avx512_vnni``
 (``/proc/cpuinfo`` flags, or LLVM's view of the host CPU when /proc is unavailable), and
 Numba compiles for the host CPU (``NUMBA_CPU_NAME`` unset or ``host``; otherwise the
 features must be listed in ``NUMBA_CPU_FEATURES``).
 
-The environment variable ``HWSIM_KERNEL_PATH`` forces a path: ``portable`` (never use the
-fast paths) or ``auto`` (default: use them where the CPU allows).
+The environment variable ``HWSIM_KERNEL_PATH`` chooses: ``auto`` (default: the best the
+CPU allows, AMX then VNNI), ``vnni`` (the AVX-512 VNNI kernels even where AMX exists) or
+``portable`` (never a fast path). Every path computes the same bits.
 
 Example
 -------
 >>> from hwsim.kernels import cpu
->>> cpu.kernel_path() in ("vnni", "portable")
+>>> cpu.kernel_path() in ("amx", "vnni", "portable")
 True
 """
 from __future__ import annotations
@@ -22,10 +29,12 @@ import os
 
 from hwsim.errors import ConfigError
 
-__all__ = ["cpu_flags", "has_vnni", "kernel_path", "ENV_VAR"]
+__all__ = ["cpu_flags", "has_vnni", "has_amx", "kernel_path", "ENV_VAR", "PATHS"]
 
 ENV_VAR = "HWSIM_KERNEL_PATH"
+PATHS = ("auto", "vnni", "portable")
 _NEEDED = ("avx512f", "avx512bw", "avx512_vnni")
+_NEEDED_AMX = ("amx_tile", "amx_int8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,18 +50,43 @@ def cpu_flags() -> frozenset:
     try:
         import llvmlite.binding as llvm
         feats = llvm.get_host_cpu_features()
-        names = {"avx512f": "avx512f", "avx512bw": "avx512bw", "avx512vnni": "avx512_vnni"}
+        names = {"avx512f": "avx512f", "avx512bw": "avx512bw", "avx512vnni": "avx512_vnni",
+                 "amx-tile": "amx_tile", "amx-int8": "amx_int8"}
         return frozenset(v for k, v in names.items() if feats.get(k, False))
     except Exception:   # pragma: no cover - no LLVM host query on this platform
         return frozenset()
 
 
-def _numba_targets_host() -> bool:
+def _numba_targets_host(needed=_NEEDED) -> bool:
     name = os.environ.get("NUMBA_CPU_NAME", "host").strip().lower()
     if name in ("", "host"):
         return True
     feats = os.environ.get("NUMBA_CPU_FEATURES", "")
-    return all(f"+{f.replace('_', '')}" in feats for f in _NEEDED)
+    return all(f"+{f.replace('_', '', 1) if f.startswith('avx') else f.replace('_', '-')}" in feats
+               for f in needed)
+
+
+@functools.lru_cache(maxsize=1)
+def _tile_permission() -> bool:
+    """Ask Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM = 0x1023,
+    XFEATURE_XTILEDATA = 18); True when granted (or already granted)."""
+    import ctypes
+    import platform
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syscall(158, 0x1023, 18) == 0   # 158 = SYS_arch_prctl on x86-64
+    except (OSError, AttributeError):   # pragma: no cover - no libc syscall here
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def has_amx() -> bool:
+    """True when the CPU, Numba's target and the OS allow the AMX int8 tile kernels."""
+    flags = cpu_flags()
+    return (has_vnni() and all(f in flags for f in _NEEDED_AMX) and _numba_targets_host(_NEEDED + _NEEDED_AMX)
+            and _tile_permission())
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,13 +97,16 @@ def has_vnni() -> bool:
 
 
 def kernel_path() -> str:
-    """``"vnni"`` or ``"portable"``: the path :mod:`hwsim.kernels.dispatch` uses now.
+    """``"amx"``, ``"vnni"`` or ``"portable"``: the path :mod:`hwsim.kernels.dispatch` uses now
+    (``"amx"`` also uses the VNNI kernels for what the tiles do not cover).
 
     Raises ConfigError when ``HWSIM_KERNEL_PATH`` holds an unknown value.
     """
     v = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if v not in ("auto", "portable"):
-        raise ConfigError(f"environment variable {ENV_VAR}={v!r}: allowed values are auto, portable")
-    if v == "portable":
+    if v not in PATHS:
+        raise ConfigError(f"environment variable {ENV_VAR}={v!r}: allowed values are {', '.join(PATHS)}")
+    if v == "portable" or not has_vnni():
         return "portable"
-    return "vnni" if has_vnni() else "portable"
+    if v == "auto" and has_amx():
+        return "amx"
+    return "vnni"

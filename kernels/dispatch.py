@@ -1,9 +1,10 @@
 """Where the public kernels ask for a fast path.
 
 The portable Numba kernels (gemm.py, conv.py, depthwise.py) are correct everywhere. A fast
-path (explicit AVX-512 VNNI, :mod:`hwsim.kernels.vnni`) is offered here when the CPU has
-the instructions (:func:`hwsim.kernels.cpu.kernel_path`; ``HWSIM_KERNEL_PATH=portable``
-turns it off) and the problem is one the fast path computes bit for bit like the portable
+path (Intel AMX tiles, :mod:`hwsim.kernels.amx`, or explicit AVX-512 VNNI,
+:mod:`hwsim.kernels.vnni`) is offered here when the CPU has the instructions
+(:func:`hwsim.kernels.cpu.kernel_path`; ``HWSIM_KERNEL_PATH=vnni`` leaves AMX out,
+``HWSIM_KERNEL_PATH=portable`` turns both off) and the problem is one the fast path computes bit for bit like the portable
 path (no accumulator overflow possible, no pair-saturation emulation, weights that fit the
 instruction's operand). Otherwise :func:`fast_path` returns None and the caller runs the
 portable kernel.
@@ -30,12 +31,18 @@ def fast_path(kind: str, **problem):
     this CPU for it.
 
     ``kind`` is one of ``"gemm"``, ``"conv"``, ``"depthwise"``. The callable is invoked as
-    ``fn(x_q, w_q, bias_q, params)`` and returns ``(array, KernelStats)``.
+    ``fn(x_q, w_q, bias_q, params)`` and returns ``(array, KernelStats)``. Plans for read-only
+    weights (constants) are remembered (:func:`hwsim.kernels.vnni.memo_plan`).
     """
-    if cpu.kernel_path() != "vnni":
+    path = cpu.kernel_path()
+    if path == "portable":
         return None
     from . import vnni
-    plan = {"gemm": vnni.gemm_plan, "conv": vnni.conv_plan, "depthwise": vnni.depthwise_plan}.get(kind)
-    if plan is None:
-        return None
-    return plan(problem.get("x"), problem.get("w"), problem.get("bias"), problem.get("params"))
+    args = (problem.get("x"), problem.get("w"), problem.get("bias"), problem.get("params"))
+    if kind == "gemm":
+        return vnni.memo_plan(kind, path, args, lambda: vnni.gemm_plan(*args, amx=path == "amx"))
+    if kind == "conv":
+        return vnni.memo_plan(kind, path, args, lambda: vnni.conv_plan(*args, amx=path == "amx"))
+    if kind == "depthwise":
+        return vnni.memo_plan(kind, path, args, lambda: vnni.depthwise_plan(*args))
+    return None

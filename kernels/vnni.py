@@ -1000,16 +1000,19 @@ def _acc_at(T, T64, blocked, i, c):
 
 
 @njit(cache=True, nogil=True)
-def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize):
+def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R):
     """ONNX Runtime scheme on 16 lanes at a time: a lane-wise transcription of
     :func:`hwsim.kernels.fixedpoint.scale_f32_rne` (float32 product, float clamp counted,
     rne) plus the zero point; int32 tile only, outputs of at most 16 bits (float32 bounds
-    exact). ``corr32``/``mf`` are padded to whole panels. Returns the clamp count."""
+    exact). ``corr32``/``mf`` are padded to whole panels. Rows with ``orow[m] < 0`` are
+    skipped. ``R``: 16 int32 of scratch (passed in: an allocation per call costs more than
+    the 32 rows it serves). Returns the clamp count."""
     clamped = 0
-    R = np.empty(16, np.int32)
     nv = (n1 - n0 + 15) // 16
     for m in range(m0, m1):
         o = orow[m]
+        if o < 0:
+            continue
         for j in range(nv):
             nb = n0 + 16 * j
             valid = min(16, n1 - nb)
@@ -1031,12 +1034,15 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
     """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
     mode 0: ``out = acc``; mode 1: ``out = requantize_value(acc, ...)`` — the portable
     path's own per-element function (:mod:`hwsim.kernels.requant`). Output element
-    ``(m, n)`` is ``out[orow[m] + n * sn]``. Returns the number of clamped outputs."""
+    ``(m, n)`` is ``out[orow[m] + n * sn]``; rows with ``orow[m] < 0`` are skipped (padding
+    rows of a tile). Returns the number of clamped outputs."""
     clamped = 0
     if mode == 0:
         for m in range(m0, m1):
             base = (m - m0) * NR - n0
             o = orow[m]
+            if o < 0:
+                continue
             for n in range(n0, n1):
                 _put(out, o + n * sn, _acc_at(T, T64, blocked, base + n, corr[n]), osize)
         return 0
@@ -1047,6 +1053,8 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
             for m in range(m0, m1):
                 base = (m - m0) * NR - n0
                 o = orow[m]
+                if o < 0:
+                    continue
                 for n in range(n0, n1):
                     r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, base + n, corr[n]), mf[n], lo, hi)
                     _put(out, o + n, r + zy, osize)
@@ -1055,6 +1063,8 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
             for n in range(n0, n1):
                 o = n * sn
                 for m in range(m0, m1):
+                    if orow[m] < 0:
+                        continue
                     r, k = fp.scale_f32_rne(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]),
                                             mf[n], lo, hi)
                     _put(out, orow[m] + o, r + zy, osize)
@@ -1066,6 +1076,9 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
         R = np.empty(NR, np.int64)
         for m in range(m0, m1):
             base = (m - m0) * NR - n0
+            o = orow[m]
+            if o < 0:
+                continue
             for n in range(n0, n1):
                 r = fp.multiply_by_quantized_multiplier_16x8(T64[base + n] + corr[n], m0s[n], shift[n])
                 r = fp.wrap_int32(r + zy)
@@ -1073,13 +1086,14 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                 hi_hit = r > amax
                 clamped += lo_hit | hi_hit
                 R[n - n0] = amin if lo_hit else (amax if hi_hit else r)
-            o = orow[m]
             for n in range(n0, n1):
                 _put(out, o + n, R[n - n0], osize)
         return clamped
     for n in range(n0, n1):
         o = n * sn
         for m in range(m0, m1):
+            if orow[m] < 0:
+                continue
             v, k = requantize_value(_acc_at(T, T64, blocked, (m - m0) * NR + n - n0, corr[n]), code, mult[n],
                                     m0s[n], shift[n], bterm[n], zy, amin, amax, rnd)
             _put(out, orow[m] + o, v, osize)
@@ -1139,7 +1153,7 @@ def _run(fam, A, rows, taps, tsteps, tbo, blocks, Bp, pstride, N, corr, orow, sn
                     T64[i] += T[i]
         if vec:
             clamps[task] = _epilogue_f32(T, m0, m1, p * NR, min(N, p * NR + NR), corr32, mf, amin - zy, amax - zy,
-                                         zy, orow, sn, out, osize)
+                                         zy, orow, sn, out, osize, np.empty(16, np.int32))
         else:
             clamps[task] = _epilogue(T, T64, nblk > 1, m0, m1, p * NR, min(N, p * NR + NR), corr, orow, sn, out,
                                      osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
@@ -1197,6 +1211,37 @@ def pack_weights(w3, fam):
     return PackedWeights(np.asarray(w3), fam)
 
 
+def epilogue_args(N, corr, requant, osize, int32_tile):
+    """Arguments of :func:`_epilogue` / :func:`_epilogue_f32` for ``N`` output channels:
+    ``(args, vec, corr32)`` where ``args`` = (mode, code, mf, mult, m0s, shift, bterm, zy,
+    amin, amax, rnd), ``vec`` says whether the 16-lane ONNX Runtime epilogue applies (int32
+    tile, outputs of at most 2 bytes, corrections inside int32) and ``corr32`` is ``corr``
+    padded to whole 64-channel panels (with ``mf`` in ``args`` padded likewise when ``vec``)."""
+    if requant is None:
+        z1 = np.zeros(N, np.int64)
+        zf = np.zeros(N, np.float64)
+        args = (0, 0, np.zeros(N, np.float32), zf, z1, z1, np.zeros(N, np.float32), 0, 0, 0, 0)
+    else:
+        rp, code, rnd = requant
+
+        def per(a, dt):
+            a = np.asarray(a, dt)
+            return np.ascontiguousarray(np.broadcast_to(a, (N,)) if a.size == 1 else a)
+        args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
+                per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
+                rp.act_max, rnd)
+    npad = ((N + NR - 1) // NR) * NR
+    vec = bool(requant is not None and args[1] == 0 and int32_tile and osize <= 2
+               and np.abs(corr).max(initial=0) <= _INT32_MAX)
+    corr32 = np.zeros(npad, np.int32)
+    if vec:
+        mfp = np.zeros(npad, np.float32)
+        corr32[:N] = corr
+        mfp[:N] = args[2]
+        args = args[:2] + (mfp,) + args[3:]
+    return args, vec, corr32
+
+
 def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtype, zx, bias,
         requant=None, kblock_bound=_INT32_MAX, bsteps=None, tbo=None):
     """Run the fused kernel. ``a_bytes``: activations as a flat uint8 view; ``rows`` byte
@@ -1238,28 +1283,8 @@ def run(a_bytes, rows, taps, tsteps, kmax_x, pw, out, orow, sn, *, x_kernel_dtyp
     M = rows.shape[0]
     ntask = ((M + MB - 1) // MB) * ((N + NR - 1) // NR)
     clamps = np.zeros(max(ntask, 1), np.int64)
-    if requant is None:
-        z1 = np.zeros(N, np.int64)
-        zf = np.zeros(N, np.float64)
-        args = (0, 0, np.zeros(N, np.float32), zf, z1, z1, np.zeros(N, np.float32), 0, 0, 0, 0)
-    else:
-        rp, code, rnd = requant
-        def per(a, dt):
-            a = np.asarray(a, dt)
-            return np.ascontiguousarray(np.broadcast_to(a, (N,)) if a.size == 1 else a)
-        args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
-                per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
-                rp.act_max, rnd)
-    npad = ((N + NR - 1) // NR) * NR
+    args, vec, corr32 = epilogue_args(N, corr, requant, out.dtype.itemsize, len(blocks) == 2)
     cb = max(1, CACHE_STEPS // max(1, int(np.max(tsteps)) if ntaps else 1))
-    vec = bool(requant is not None and args[1] == 0 and len(blocks) == 2 and out.dtype.itemsize <= 2
-               and np.abs(corr).max(initial=0) <= _INT32_MAX)
-    corr32 = np.zeros(npad, np.int32)
-    mfp = np.zeros(npad, np.float32)
-    if vec:
-        corr32[:N] = corr
-        mfp[:N] = args[2]
-        args = args[:2] + (mfp,) + args[3:]
     _run(_FAM[fam], a_bytes, rows, taps, np.ascontiguousarray(tsteps, dtype=np.int64), tbo, blocks, pw.bp,
               pw.pstride, N, corr, orow, sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize, *args,
               clamps, vec, corr32, cb)
@@ -1306,18 +1331,47 @@ def _weights_of(w_q):
 
 def _cached_pack(owner, key, build):
     """Packing is O(weights); cache it for read-only weight arrays (the executors' constants)."""
-    import weakref
     if owner is None:
         return build()
-    k = (id(owner),) + key
-    hit = _PACK_CACHE.get(k)
-    if hit is not None and hit[0]() is owner:
-        return hit[1]
+    hit = _memo_get(owner, key)
+    if hit is not None:
+        return hit
     pw = build()
-    if len(_PACK_CACHE) > 256:
-        _PACK_CACHE.clear()
-    _PACK_CACHE[k] = (weakref.ref(owner, lambda _r, k=k: _PACK_CACHE.pop(k, None)), pw)
+    _memo_put(owner, key, pw)
     return pw
+
+
+def memo_plan(kind, path, problem, make):
+    """``make()`` (a plan: callable or None), remembered per read-only weight array for the
+    same activation shape/dtype, bias object and params object (identity, kept alive by the
+    entry), so repeated calls skip planning. Plans marked ``reusable = False`` (their exactness
+    was proved from the data) and problems with writeable weights or bias are not remembered."""
+    x, w, bias, params = problem
+    owner = _W(w).owner
+    if owner is None or (bias is not None and (not isinstance(bias, np.ndarray) or bias.flags.writeable)):
+        return make()
+    xa = np.asarray(x)
+    key = ("plan", kind, path, xa.shape, xa.dtype.str, id(bias), id(params))
+    hit = _memo_get(owner, key)
+    if hit is not None and hit[0] is bias and hit[1] is params:
+        return hit[2]
+    fn = make()
+    if fn is not None and getattr(fn, "reusable", False):
+        _memo_put(owner, key, (bias, params, fn))
+    return fn
+
+
+def _memo_get(owner, key):
+    hit = _PACK_CACHE.get((id(owner),) + key)
+    return hit[1] if hit is not None and hit[0]() is owner else None
+
+
+def _memo_put(owner, key, value):
+    import weakref
+    k = (id(owner),) + key
+    if len(_PACK_CACHE) > 1024:
+        _PACK_CACHE.clear()
+    _PACK_CACHE[k] = (weakref.ref(owner, lambda _r, k=k: _PACK_CACHE.pop(k, None)), value)
 
 
 def _family(xdt, wc_min, wc_max, is_int4):
@@ -1352,14 +1406,18 @@ def _x_data_bounds(x, zx):
     return centred, max(abs(lo), abs(hi))
 
 
-def _check_exact(x, zx, K, wmax, bias, accum):
+def _check_exact(x, zx, K, wmax, bias, accum, by_dtype=None):
     """Bounds under which no running sum can leave the profile's accumulator (then the
     portable semantics are the exact sum, which the fast path computes). Returns the
-    kernel-side activation bound, or None when the fast path does not apply."""
+    kernel-side activation bound, or None when the fast path does not apply. When the
+    bounds had to be taken from the data (not from the dtype), ``by_dtype`` (a list) gets
+    False appended: a plan made for this ``x`` is then not valid for other data."""
     acc_max = min(accum.acc_max, 2 ** 62)
     bmax = int(np.abs(bias).max()) if bias is not None and bias.size else 0
     cx, kx = _x_bounds(x, zx)
     if K * cx * wmax + bmax > acc_max or (x.dtype.itemsize == 2 and 2 * kx * wmax > _INT32_MAX):
+        if by_dtype is not None:
+            by_dtype.append(False)
         cx, kx = _x_data_bounds(x, zx)
         if K * cx * wmax + bmax > acc_max:
             return None
@@ -1394,9 +1452,10 @@ def _zw(zw, n):
     return z if z.size == n else None
 
 
-def gemm_plan(x, w, bias, params):
+def gemm_plan(x, w, bias, params, amx=False):
     """A callable ``fn(x_q, w_q, bias_q, p) -> (y, KernelStats)`` equal to the portable
-    :func:`hwsim.kernels.qgemm` / ``gemm_acc`` for this problem, or None."""
+    :func:`hwsim.kernels.qgemm` / ``gemm_acc`` for this problem, or None. With ``amx`` the
+    AMX tiles of :mod:`hwsim.kernels.amx` are tried first (8-bit weights)."""
     from .params import KernelStats
     x = np.asarray(x)
     p = params
@@ -1421,6 +1480,14 @@ def gemm_plan(x, w, bias, params):
     if not info.min <= zx <= info.max:
         return None
     key = ("gemm", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
+    lead = x.shape[:-1]
+    M = int(np.prod(lead)) if lead else 1
+    if amx and M > 0:
+        from . import amx as _amx
+        fn = _amx.gemm_fn(x, M, K, N, lead, lambda: wa.values().astype(np.int64) - zw[None, :], owner,
+                          key + (str(x.dtype),), zx, b64, rq, p)
+        if fn is not None:
+            return fn
 
     def build():
         wc = wa.values().astype(np.int64) - zw[None, :]
@@ -1431,11 +1498,10 @@ def gemm_plan(x, w, bias, params):
     pw = _cached_pack(owner, key, build)
     if pw is None:
         return None
-    kx = _check_exact(x, zx, K, pw.maxabs, b64, p.accum)
+    by_dtype = []
+    kx = _check_exact(x, zx, K, pw.maxabs, b64, p.accum, by_dtype)
     if kx is None:
         return None
-    lead = x.shape[:-1]
-    M = int(np.prod(lead)) if lead else 1
 
     def fn(x_q, w_q, bias_q, pp):
         x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
@@ -1463,6 +1529,7 @@ def gemm_plan(x, w, bias, params):
                                x2.dtype, zx, b64, rq, chunk)
         stats = KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0, out_clamped=clamped)
         return out.reshape(*lead, N), stats
+    fn.reusable = not by_dtype
     return fn
 
 
@@ -1472,9 +1539,10 @@ def _run_chunked(a_bytes, rows, taps, tsteps, kx, pw, out, orow, sn, xdt, zx, bi
                requant=rq, bsteps=chunk)
 
 
-def conv_plan(x, w, bias, params):
+def conv_plan(x, w, bias, params, amx=False):
     """Fast path for a dense (groups == 1) NCHW convolution as an implicit GEMM over a
-    padded NHWC copy of the input (no im2col), or None."""
+    padded NHWC copy of the input (no im2col), or None. With ``amx`` the AMX tiles of
+    :mod:`hwsim.kernels.amx` are tried first (8-bit weights)."""
     from .params import KernelStats
     x = np.asarray(x)
     p = params
@@ -1508,6 +1576,18 @@ def conv_plan(x, w, bias, params):
     g = 4 if x.dtype.itemsize == 1 else 2
     Cp = (C + g - 1) // g * g
     key = ("conv", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
+    Hp = max(H + pt + pbm, (OH - 1) * sh + dh * (KH - 1) + 1)
+    Wp = max(W + pl + pr, (OW - 1) * sw + dw * (KW - 1) + 1)
+    if amx and NB > 0:
+        from . import amx as _amx
+
+        def rows():
+            wc = wa.values().astype(np.int64) - zw[:, None, None, None]
+            return wc.transpose(2, 3, 1, 0).reshape(KH * KW * C, Cout)
+        fn = _amx.conv_fn(x, wa.shape, (p.pads, (sh, sw), (dh, dw), OH, OW, Hp, Wp), rows, owner,
+                          key + (str(x.dtype),), zx, b64, rq, p)
+        if fn is not None:
+            return fn
 
     def build():
         wc = wa.values().astype(np.int64) - zw[:, None, None, None]
@@ -1519,14 +1599,13 @@ def conv_plan(x, w, bias, params):
     if pw is None:
         return None
     Kg = C * KH * KW
-    kx = _check_exact(x, zx, Kg, pw.maxabs, b64, p.accum)
+    by_dtype = []
+    kx = _check_exact(x, zx, Kg, pw.maxabs, b64, p.accum, by_dtype)
     if kx is None:
         return None
     # a tap whose int32 partial sums could overflow is split into chunks of input channels
     chunk = max(1, min(pw.steps, _INT32_MAX // (g * kx * max(pw.maxabs, 1))))
     nch = (pw.steps + chunk - 1) // chunk
-    Hp = max(H + pt + pbm, (OH - 1) * sh + dh * (KH - 1) + 1)
-    Wp = max(W + pl + pr, (OW - 1) * sw + dw * (KW - 1) + 1)
     isz = x.dtype.itemsize
     M = NB * OH * OW
     OHW = OH * OW
@@ -1554,6 +1633,7 @@ def conv_plan(x, w, bias, params):
                       x_kernel_dtype=xx.dtype, zx=zx, bias=b64, requant=rq, tbo=tbo)
         stats = KernelStats(macs=M * Cout * Kg, acc_overflows=0, pair_saturations=0, out_clamped=clamped)
         return out.reshape(NB, Cout, OH, OW), stats
+    fn.reusable = not by_dtype
     return fn
 
 

@@ -1,7 +1,8 @@
-"""The VNNI fast paths (kernels/vnni.py) give exactly the portable path's results.
+"""The fast paths (kernels/vnni.py, kernels/amx.py) give exactly the portable path's results.
 
-Each case runs the public kernel twice: with ``HWSIM_KERNEL_PATH=portable`` and with the
-fast path (asserted to be taken), and compares outputs and KernelStats bit for bit.
+Each case runs the public kernel with ``HWSIM_KERNEL_PATH=portable`` and then on every fast
+path this CPU has (``vnni``; ``auto`` = AMX tiles where the CPU has them), and compares
+outputs and KernelStats bit for bit.
 """
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ SCHEMES = ["onnxruntime", "tflite_reference", "tflite_optimized", "tflite_refere
            "onnx_reference", "tflite_single_rounding", "power_of_two"]
 
 
+FAST = ["vnni"] + (["auto"] if cpu.has_amx() else [])
+
+
 def _both(monkeypatch, fn, *args):
+    """(portable result, last fast result), every fast path checked equal to the portable one."""
     monkeypatch.setenv("HWSIM_KERNEL_PATH", "portable")
     ref = fn(*args)
-    monkeypatch.setenv("HWSIM_KERNEL_PATH", "auto")
-    got = fn(*args)
+    for path in FAST:
+        monkeypatch.setenv("HWSIM_KERNEL_PATH", path)
+        got = fn(*args)
+        _same(ref, got)
     return ref, got
 
 

@@ -6,7 +6,8 @@ W4A8, W8A16, W16A16) x shape, with requantization included (the public ``qgemm``
 ``qconv2d``, i.e. whichever path :mod:`hwsim.kernels.dispatch` picks), at 1 and 2 threads,
 and in the same run the peers: NumPy float32 matmul (always), ONNX Runtime MatMulInteger /
 QLinearConv u8s8 and its float32 MatMul / Conv (when onnxruntime is installed), torch when
-installed, and the machine's VNNI peak (a register-only ``vpdpbusd`` / ``vpdpwssd`` loop).
+installed, and the machine's VNNI peak (a register-only ``vpdpbusd`` / ``vpdpwssd`` loop) and, on
+CPUs with AMX, its ``tdpbusd`` peak and the VNNI kernels' own figure beside the AMX one.
 Reports GOP/s (2 x MACs / s, best of the repetitions) and ratios.
 
 This module is also the measurement library of ``bench/`` (pytest-benchmark).
@@ -38,8 +39,9 @@ __all__ = [
 
 DESCRIPTION = (
     "Benchmark the integer kernels (requantization included) against NumPy float32 matmul, ONNX Runtime\n"
-    "MatMulInteger/QLinearConv u8s8 and float32, torch (when installed) and the measured VNNI peak,\n"
-    "all in one run. Prints a table (GOP/s and ratios); --json writes it as JSON.\n"
+    "MatMulInteger/QLinearConv u8s8 and float32, torch (when installed) and the measured VNNI (and AMX)\n"
+    "peak, all in one run. On AMX CPUs the VNNI kernels are measured beside the AMX ones (column VNNI).\n"
+    "Prints a table (GOP/s and ratios); --json writes it as JSON.\n"
     "The machine should be otherwise idle: ratios are measured within this run.")
 
 #: (M, K, N)
@@ -75,7 +77,8 @@ def _ro(a):
 
 
 def _pair_setup(pair, rng, xshape, wshape, nout):
-    """(x, w, bias, accum, requant) for a pair; weights read-only (packing is cached like constants)."""
+    """(x, w, bias, accum, requant) for a pair; weights and bias read-only like an executor's constants
+    (packing and planning are remembered for them)."""
     from hwsim.bits import IntFormat
     from hwsim.kernels import AccumParams, RequantParams, pack_int4
 
@@ -97,7 +100,7 @@ def _pair_setup(pair, rng, xshape, wshape, nout):
         w = _ro(rng.integers(-16384, 16384, wshape).astype(np.int16))
     else:
         w = _ro(rng.integers(-127, 128, wshape).astype(np.int8))
-    bias = rng.integers(-1000, 1000, nout).astype(np.int32)
+    bias = _ro(rng.integers(-1000, 1000, nout).astype(np.int32))
     sw = rng.uniform(0.001, 0.01, nout)
     rp = RequantParams.create(scheme, 0.02, sw, 0.3 if fmt.bits == 8 else 0.002, fmt, 0)
     return x, w, bias, zx, acc, rp
@@ -299,11 +302,29 @@ def _gops(ops, t):
     return ops / t / 1e9 if t > 0 else 0.0
 
 
-def _fast_taken(case) -> bool:
+def _path_taken(case) -> str:
+    """Which kernels run ``case`` now: "amx", "vnni" or "portable"."""
     from hwsim.kernels import dispatch
     kind = "gemm" if case.kernel == "gemm" else ("depthwise" if case.kernel.startswith("dw") else "conv")
-    return dispatch.fast_path(kind, x=case.x, w=case.w, bias=case.extra["bias"],
-                              params=case.extra["params"]) is not None
+    fn = dispatch.fast_path(kind, x=case.x, w=case.w, bias=case.extra["bias"], params=case.extra["params"])
+    if fn is None:
+        return "portable"
+    return "amx" if fn.__module__.endswith(".amx") else "vnni"
+
+
+@contextmanager
+def _vnni_only():
+    """Temporarily leave AMX out (``HWSIM_KERNEL_PATH=vnni``), to measure the VNNI kernels beside it."""
+    from hwsim.kernels.cpu import ENV_VAR
+    old = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = "vnni"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = old
 
 
 def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=None) -> dict:
@@ -318,15 +339,20 @@ def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=
         have_ort = False
     gemms = QUICK_GEMM if quick else GEMM_SHAPES
     convs = QUICK_CONV if quick else CONV_SHAPES
-    result = {"machine": {"cpu_flags_vnni": cpu.has_vnni(), "kernel_path": cpu.kernel_path(),
+    result = {"machine": {"cpu_flags_vnni": cpu.has_vnni(), "cpu_amx_int8": cpu.has_amx(),
+                          "kernel_path": cpu.kernel_path(),
                           "numba_threads_max": __import__("numba").config.NUMBA_NUM_THREADS},
               "peaks": {}, "rows": []}
     peaks = {}
-    if cpu.kernel_path() == "vnni":
+    if cpu.kernel_path() in ("vnni", "amx"):
         from hwsim.kernels import vnni
         for fam in ("b8", "w16"):
             peaks[fam] = max(vnni.peak_gops(fam) for _ in range(3))
         result["peaks"] = {"vpdpbusd_gops_1core": peaks["b8"], "vpdpwssd_gops_1core": peaks["w16"]}
+    if cpu.kernel_path() == "amx":
+        from hwsim.kernels import amx
+        peaks["amx"] = max(amx.peak_gops() for _ in range(3))
+        result["peaks"]["tdpbusd_gops_1core"] = peaks["amx"]
     specs = []
     for (M, K, N) in gemms:
         specs.append(("gemm", (M, K, N)))
@@ -373,13 +399,18 @@ def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=
                 time_best(cases[0].call, min_time)
                 w8a8 = None
                 for case in cases:
-                    fast = _fast_taken(case)
+                    path = _path_taken(case)
                     t = time_best(case.call, min_time)
                     time.sleep(0.05)
                     g = _gops(case.ops, t)
                     row = {"kernel": case.kernel, "pair": case.pair, "shape": case.shape, "threads": nt,
-                           "path": "vnni" if fast else "portable", "gops": g}
-                    if with_portable and fast and (not quick or case.pair == "W8A8"):
+                           "path": path, "gops": g}
+                    if path == "amx":
+                        with _vnni_only():
+                            row["vnni_gops"] = _gops(case.ops, time_best(case.call, min_time))
+                        if case.pair in ("W8A8", "W8A8s8", "W4A8"):
+                            row["amx_peak_frac"] = g / (peaks["amx"] * nt)
+                    if with_portable and path != "portable" and (not quick or case.pair == "W8A8"):
                         with _portable():
                             row["portable_gops"] = _gops(case.ops, time_best(case.call, min_time, max_reps=5))
                     for name, pg in peer_g.items():
@@ -404,10 +435,12 @@ def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=
 
 _COLS = [("kernel", "kernel", "{:<7}"), ("pair", "pair", "{:<7}"), ("shape", "shape", "{:<17}"),
          ("threads", "thr", "{:>3}"), ("path", "path", "{:<8}"), ("gops", "GOP/s", "{:>7.1f}"),
-         ("peak_frac", "%peak", "{:>6.0%}"), ("x_ort_int", "xORTint", "{:>7.2f}"),
+         ("peak_frac", "%peak", "{:>6.0%}"), ("amx_peak_frac", "%AMXpk", "{:>6.0%}"),
+         ("x_ort_int", "xORTint", "{:>7.2f}"),
          ("x_ort_f32", "xORTf32", "{:>7.2f}"), ("x_torch_int", "xTorch", "{:>6.2f}"),
          ("x_np_f32", "xNPf32", "{:>6.2f}"), ("vs_W8A8", "xW8A8", "{:>5.2f}"),
-         ("scaling", "x1thr", "{:>5.2f}"), ("portable_gops", "portable", "{:>8.1f}"),
+         ("scaling", "x1thr", "{:>5.2f}"), ("vnni_gops", "VNNI", "{:>7.1f}"),
+         ("portable_gops", "portable", "{:>8.1f}"),
          ("ort_int_gops", "ORTint", "{:>7.1f}"), ("ort_f32_gops", "ORTf32", "{:>7.1f}"),
          ("np_f32_gops", "NPf32", "{:>6.1f}")]
 
@@ -440,8 +473,13 @@ def format_table(result) -> str:
     lines += [_fmt_row(r) for r in result["rows"]]
     pk = result.get("peaks") or {}
     if pk:
+        amx = (f", AMX tdpbusd {pk['tdpbusd_gops_1core']:.0f} GOP/s (%AMXpk)" if "tdpbusd_gops_1core" in pk
+               else "")
         lines.append(f"peak (register-only loop, 1 core): vpdpbusd {pk['vpdpbusd_gops_1core']:.0f} GOP/s, "
-                     f"vpdpwssd {pk['vpdpwssd_gops_1core']:.0f} GOP/s; %peak = GOP/s / (peak x threads)")
+                     f"vpdpwssd {pk['vpdpwssd_gops_1core']:.0f} GOP/s{amx}; %peak = GOP/s / (VNNI peak x threads)")
+        if "tdpbusd_gops_1core" in pk:
+            lines.append("path amx: Intel AMX tiles (kernels/amx.py); VNNI = the same problem on the AVX-512 VNNI "
+                         "kernels (HWSIM_KERNEL_PATH=vnni)")
     st = result.get("startup")
     if st:
         lines.append(f"start-up (new process, Numba cache warm): import {st['import_s']:.3f} s, Numba init "
@@ -466,10 +504,14 @@ def startup_probe() -> dict:
                      depthwise_case(pair, 4, 6, 6, 3, 1, 1)):
             case.call()
             n += 1
-    if cpu.kernel_path() == "vnni":
+    if cpu.kernel_path() in ("vnni", "amx"):
         vnni._peak_b8(10, 1)
         vnni._peak_w16(10, 1)
         n += 2
+    if cpu.kernel_path() == "amx":
+        from hwsim.kernels import amx
+        amx._peak_loop(amx._CFG, np.ones(2048, np.uint8), np.ones(2048, np.uint8), np.zeros(256, np.int32), 1)
+        n += 1
     t3 = time.perf_counter()
     return {"import_s": t1 - t0, "numba_init_s": t2 - t1, "first_calls_s": t3 - t2, "kernels": n}
 

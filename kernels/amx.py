@@ -1,0 +1,638 @@
+"""Intel AMX fast paths for the 8-bit-weight integer GEMM and convolution kernels.
+
+Exact integer arithmetic throughout: int32 tile accumulators that provably cannot overflow
+(the plan declines otherwise), combined in int64 where a product is split in two.
+
+AMX (``amx_tile`` + ``amx_int8``, Sapphire Rapids and later) multiplies a 16 x 64-byte tile
+of activations by a 16 x 64-byte tile of weights in one instruction (``tdpbusd``: uint8 x
+int8, ``tdpbssd``: int8 x int8, accumulating 16 x 16 int32): 16,384 MACs, against 64 for one
+``vpdpbusd``. ONNX Runtime's MLAS uses it for MatMulInteger / QLinearConv on such CPUs
+(``import onnxruntime`` requests the tile-data permission, see :func:`hwsim.kernels.cpu.has_amx`),
+which is why the VNNI kernels of :mod:`hwsim.kernels.vnni` cannot reach it there.
+
+This module calls the instructions from Numba through ``@intrinsic``s over LLVM's
+``llvm.x86.ldtilecfg / tilezero / tileloadd64 / tdpbusd / tdpbssd / tilestored64 /
+tilerelease`` with literal tile numbers. One configuration: all eight tiles 16 rows x 64
+bytes. A 2 x 2 block of C tiles (32 rows x 32 output channels) is computed per step from two
+activation tiles and two weight tiles.
+
+* Activations are read **in place** with a row stride: GEMM rows of A (``lda`` bytes apart);
+  convolution output pixels of a zero-point-padded NHWC copy of the input (``C`` bytes apart
+  for stride 1, where whole images are flattened over the padded width and the few padding
+  columns are computed and dropped; ``stride_w * C`` bytes along one output row otherwise).
+  A K-chunk is 64 bytes at a fixed offset from the tile's base: the K dimension of GEMM in
+  steps of 64, or, for convolutions, each kernel row's contiguous ``KW * C`` bytes (one tap's
+  ``C`` bytes when dilated) in steps of 64. Bytes of a chunk past its segment belong to other
+  pixels or rows; they meet zero weight bytes and contribute exactly 0.
+* Weights are packed once (cached for read-only arrays, i.e. constants) in AMX's VNNI layout:
+  per 16 output channels and K-chunk, 16 rows of 16 x 4 bytes. int4 weights are unpacked to
+  int8 when packing.
+* 8-bit activations: uint8 with ``tdpbusd``, int8 with ``tdpbssd`` directly (no flip).
+  16-bit activations with 8-bit weights (W8A16): the int16 value is ``256 * hi + lo`` with
+  ``hi`` its signed and ``lo`` its unsigned byte; two weight packings put the weights under
+  the low bytes only (``tdpbusd``) or under the high bytes only (``tdpbssd``), so
+  ``sum(x * w) = 256 * sum(hi * w) + sum(lo * w)`` without touching the activations (uint16
+  ones are flipped to int16 first, ``x ^ 0x8000``, corrected exactly like the VNNI path).
+* The zero-point correction ``-zx * colsum(w)`` and the bias are added in the epilogue, which
+  is the VNNI path's (:func:`hwsim.kernels.vnni._epilogue`, the portable requantization
+  function per element, or the 16-lane ONNX Runtime float32 transcription).
+
+Example
+-------
+>>> from hwsim.kernels import cpu
+>>> cpu.has_amx() in (True, False)
+True
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from . import cpu, vnni
+
+__all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "Launch", "run", "gemm_fn", "conv_fn", "peak_gops",
+           "fits_int32"]
+
+TILE_ROWS = 16      # rows of every tile (activation rows / output pixels; C rows)
+CHUNK_BYTES = 64    # bytes of K per activation tile row
+_I8 = ir.IntType(8)
+_I64 = ir.IntType(64)
+_VOID = ir.VoidType()
+_PTR = ir.IntType(8).as_pointer()
+_INT32_MAX = 2 ** 31 - 1
+
+# ---------------------------------------------------------------------------------------
+# The instructions. Tile numbers must be compile-time constants (``immarg``): the
+# intrinsics take them as integer literals.
+# ---------------------------------------------------------------------------------------
+
+
+def _decl(builder, name, argtys):
+    mod = builder.module
+    try:
+        return mod.get_global(name)
+    except KeyError:
+        return ir.Function(mod, ir.FunctionType(_VOID, argtys), name=name)
+
+
+def _byte_ptr(context, builder, arrty, arr, idx):
+    a = context.make_array(arrty)(context, builder, arr)
+    return builder.bitcast(builder.gep(a.data, [idx]), _PTR)
+
+
+def _literals(*tys):
+    if not all(isinstance(t, types.IntegerLiteral) for t in tys):
+        return None
+    return [t.literal_value for t in tys]
+
+
+@intrinsic
+def _tcfg(typingctx, cfg):
+    """ldtilecfg from a 64-byte uint8 array."""
+    def codegen(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[0], args[0], ir.Constant(_I64, 0))
+        builder.call(_decl(builder, "llvm.x86.ldtilecfg", [_PTR]), [p])
+        return context.get_dummy_value()
+    return types.none(cfg), codegen
+
+
+@intrinsic
+def _trelease(typingctx):
+    def codegen(context, builder, sig, args):
+        builder.call(_decl(builder, "llvm.x86.tilerelease", []), [])
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _tzero(typingctx, t):
+    lit = _literals(t)
+    if lit is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.call(_decl(builder, "llvm.x86.tilezero", [_I8]), [ir.Constant(_I8, lit[0])])
+        return context.get_dummy_value()
+    return types.none(t), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _tload(typingctx, t, arr, idx, stride):
+    """Tile t := 16 rows of 64 bytes from element ``idx`` of ``arr``, rows ``stride`` bytes apart."""
+    lit = _literals(t)
+    if lit is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[1], args[1], args[2])
+        stride = context.cast(builder, args[3], sig.args[3], types.int64)
+        builder.call(_decl(builder, "llvm.x86.tileloadd64", [_I8, _PTR, _I64]), [ir.Constant(_I8, lit[0]), p, stride])
+        return context.get_dummy_value()
+    return types.none(t, arr, idx, stride), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _tstore(typingctx, t, arr, idx, stride):
+    lit = _literals(t)
+    if lit is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[1], args[1], args[2])
+        stride = context.cast(builder, args[3], sig.args[3], types.int64)
+        builder.call(_decl(builder, "llvm.x86.tilestored64", [_I8, _PTR, _I64]), [ir.Constant(_I8, lit[0]), p, stride])
+        return context.get_dummy_value()
+    return types.none(t, arr, idx, stride), codegen
+
+
+def _make_dp(name):
+    @intrinsic(prefer_literal=True)
+    def dp(typingctx, c, a, b):
+        lit = _literals(c, a, b)
+        if lit is None:
+            return None
+
+        def codegen(context, builder, sig, args):
+            builder.call(_decl(builder, name, [_I8, _I8, _I8]), [ir.Constant(_I8, v) for v in lit])
+            return context.get_dummy_value()
+        return types.none(c, a, b), codegen
+    return dp
+
+
+_tdpbusd = _make_dp("llvm.x86.tdpbusd")   # C(int32) += A(uint8) . B(int8), 4-byte dot products
+_tdpbssd = _make_dp("llvm.x86.tdpbssd")   # C(int32) += A(int8) . B(int8)
+
+
+def _tile_config():
+    """palette 1; all eight tiles 16 rows x 64 bytes."""
+    cfg = np.zeros(64, np.uint8)
+    cfg[0] = 1
+    cfg[16:32].view(np.uint16)[:8] = CHUNK_BYTES
+    cfg[48:56] = TILE_ROWS
+    return cfg
+
+
+_CFG = _tile_config()
+
+# ---------------------------------------------------------------------------------------
+# Microkernels: C (32 rows x 32 channels, or 32 x 16 lo/hi for W8A16) into T (rows of 64
+# int32, the VNNI epilogue's layout). Activation rows at Aa[a0 + r * stride + koff[kc]]
+# (tile 0) and Ab[a1 + ...] (tile 1); packed weights from Bp[pb].
+# ---------------------------------------------------------------------------------------
+
+_PANEL = TILE_ROWS * CHUNK_BYTES   # bytes of one packed weight tile
+
+
+@njit(cache=True, nogil=True)
+def _mk_u8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
+    """uint8 activations x int8 weights (tdpbusd); two 16-channel panels at Bp[pb], Bp[pb + nkc * 1024]."""
+    _tzero(0)
+    _tzero(1)
+    _tzero(2)
+    _tzero(3)
+    pb1 = pb + nkc * _PANEL
+    for kc in range(nkc):
+        o = koff[kc]
+        _tload(4, Aa, a0 + o, stride)
+        _tload(6, Bp, pb + kc * _PANEL, 64)
+        _tdpbusd(0, 4, 6)
+        _tload(7, Bp, pb1 + kc * _PANEL, 64)
+        _tdpbusd(1, 4, 7)
+        _tload(5, Ab, a1 + o, stride)
+        _tdpbusd(2, 5, 6)
+        _tdpbusd(3, 5, 7)
+    _tstore(0, T, 0, 256)
+    _tstore(1, T, 16, 256)
+    _tstore(2, T, 16 * 64, 256)
+    _tstore(3, T, 16 * 64 + 16, 256)
+
+
+@njit(cache=True, nogil=True)
+def _mk_s8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
+    """int8 activations x int8 weights (tdpbssd); layout as :func:`_mk_u8`."""
+    _tzero(0)
+    _tzero(1)
+    _tzero(2)
+    _tzero(3)
+    pb1 = pb + nkc * _PANEL
+    for kc in range(nkc):
+        o = koff[kc]
+        _tload(4, Aa, a0 + o, stride)
+        _tload(6, Bp, pb + kc * _PANEL, 64)
+        _tdpbssd(0, 4, 6)
+        _tload(7, Bp, pb1 + kc * _PANEL, 64)
+        _tdpbssd(1, 4, 7)
+        _tload(5, Ab, a1 + o, stride)
+        _tdpbssd(2, 5, 6)
+        _tdpbssd(3, 5, 7)
+    _tstore(0, T, 0, 256)
+    _tstore(1, T, 16, 256)
+    _tstore(2, T, 16 * 64, 256)
+    _tstore(3, T, 16 * 64 + 16, 256)
+
+
+@njit(cache=True, nogil=True)
+def _mk_w16(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
+    """int16 activations x int8 weights: one 16-channel panel, its chunk's two packings
+    (weights under the low bytes, then under the high bytes) at Bp[pb + kc * 2048]. T gets
+    sum(lo * w) in columns 0..15 and sum(hi * w) in columns 16..31."""
+    _tzero(0)
+    _tzero(1)
+    _tzero(2)
+    _tzero(3)
+    for kc in range(nkc):
+        o = koff[kc]
+        q = pb + kc * 2 * _PANEL
+        _tload(4, Aa, a0 + o, stride)
+        _tload(6, Bp, q, 64)
+        _tdpbusd(0, 4, 6)
+        _tload(7, Bp, q + _PANEL, 64)
+        _tdpbssd(1, 4, 7)
+        _tload(5, Ab, a1 + o, stride)
+        _tdpbusd(2, 5, 6)
+        _tdpbssd(3, 5, 7)
+    _tstore(0, T, 0, 256)
+    _tstore(1, T, 16, 256)
+    _tstore(2, T, 16 * 64, 256)
+    _tstore(3, T, 16 * 64 + 16, 256)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
+         corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32,
+         cfg):
+    """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for W8A16), the
+    task grid being groups of ``pairs_per_task`` pairs x ``pans_per_task`` panels. ``fam``:
+    0 uint8, 1 int8, 2 int16 activations. Tile ``t`` starts at byte ``tbase[t]`` of ``A``
+    (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0: drop)."""
+    nkc = koff.shape[0]
+    npairs = tbase.shape[0] // 2
+    npan = (N + pan_w - 1) // pan_w
+    ngr = (npairs + pairs_per_task - 1) // pairs_per_task
+    ngp = (npan + pans_per_task - 1) // pans_per_task
+    pan_bytes = nkc * _PANEL * 2     # bytes of packed weights per panel (2 tiles of 16 channels, or lo + hi)
+    for task in prange(ngr * ngp):
+        g = task // ngp
+        gp = task % ngp
+        T = np.zeros(32 * 64, np.int32)
+        T64 = np.zeros(32 * 64 if fam == 2 else 1, np.int64)
+        R = np.empty(16, np.int32)
+        _tcfg(cfg)
+        clamped = 0
+        for p in range(gp * pans_per_task, min(npan, (gp + 1) * pans_per_task)):
+            n0 = p * pan_w
+            n1 = min(N, n0 + pan_w)
+            pb = p * pan_bytes
+            for pr in range(g * pairs_per_task, min(npairs, (g + 1) * pairs_per_task)):
+                t0 = 2 * pr
+                Aa = At if tsrc[t0] else A
+                Ab = At if tsrc[t0 + 1] else A
+                if fam == 0:
+                    _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
+                elif fam == 1:
+                    _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
+                else:
+                    _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
+                    for r in range(32):
+                        for c in range(16):
+                            T64[r * 64 + c] = np.int64(T[r * 64 + 16 + c]) * 256 + T[r * 64 + c]
+                orow = torow[32 * pr: 32 * pr + 32]
+                if vec:
+                    clamped += vnni._epilogue_f32(T, 0, 32, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
+                                                  out, osize, R)
+                else:
+                    clamped += vnni._epilogue(T, T64, fam == 2, 0, 32, n0, n1, corr, orow, sn, out, osize, mode,
+                                              code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+        _trelease()
+        clamps[task] = clamped
+
+
+# ---------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------
+
+class AmxWeights:
+    """Centred weights packed for AMX. ``bp`` bytes; ``colsum`` int64 per output channel;
+    ``maxabs`` max |w - zw|; ``wide`` True for the W8A16 (lo/hi) packing; ``n`` channels."""
+
+    __slots__ = ("bp", "colsum", "maxabs", "wide", "n", "nkc")
+
+    def __init__(self, bp, colsum, maxabs, wide, n, nkc):
+        self.bp, self.colsum, self.maxabs, self.wide, self.n, self.nkc = bp, colsum, maxabs, wide, n, nkc
+
+
+def pack_weights(wrows, kmap, wide):
+    """Pack centred weights ``wrows[e, n]`` (int64, values in int8) for the chunks ``kmap``:
+    ``kmap[kc, i]`` is the weight row under element ``i`` of chunk ``kc`` (-1: zero). 8-bit
+    activations have 64 elements per chunk; 16-bit ones (``wide``) 32.
+
+    Layout, per panel (32 channels; 16 when ``wide``) and chunk: tiles of 16 rows x 64 bytes,
+    row ``r`` holding for each of 16 channels the 4 bytes of elements ``4r..4r+3`` (8-bit) or
+    ``[w(2r), 0, w(2r+1), 0]`` then ``[0, w(2r), 0, w(2r+1)]`` (wide: low-byte and high-byte packings).
+    """
+    wrows = np.asarray(wrows, np.int64)
+    E, N = wrows.shape
+    nkc = kmap.shape[0]
+    g = np.vstack([wrows, np.zeros((1, N), np.int64)])
+    G = g[np.where(kmap < 0, E, kmap)]                      # (nkc, elems, N)
+    npan16 = (N + 15) // 16
+    Gp = np.zeros((nkc, G.shape[1], npan16 * 16), np.int8)
+    Gp[:, :, :N] = G
+    if not wide:
+        npan = (N + 31) // 32
+        if npan * 2 > npan16:
+            Gp = np.concatenate([Gp, np.zeros((nkc, 64, 16), np.int8)], axis=2)
+        t = Gp.reshape(nkc, 16, 4, npan, 2, 16)             # kc, r, q, panel, half, j
+        bp = t.transpose(3, 4, 0, 1, 5, 2)                  # panel, half, kc, r, j, q
+    else:
+        t = Gp.reshape(nkc, 16, 2, npan16, 16)              # kc, r, e, panel, j
+        z = np.zeros((npan16, nkc, 2, 16, 16, 4), np.int8)  # panel, kc, lo/hi, r, j, byte
+        te = t.transpose(3, 0, 1, 4, 2)                     # panel, kc, r, j, e
+        z[:, :, 0, :, :, 0] = te[..., 0]
+        z[:, :, 0, :, :, 2] = te[..., 1]
+        z[:, :, 1, :, :, 1] = te[..., 0]
+        z[:, :, 1, :, :, 3] = te[..., 1]
+        bp = z
+    bp = np.ascontiguousarray(bp).reshape(-1).view(np.uint8)
+    return AmxWeights(bp, wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, wide, N, nkc)
+
+
+def fits_int32(K, x_bytes, signed, maxabs):
+    """True when no int32 tile accumulator can overflow: ``K * max|x as the tile sees it| *
+    max|w| <= 2**31 - 1`` (for 16-bit activations, each byte product sum separately)."""
+    xmax = 255 if (x_bytes == 2 or not signed) else 128
+    return K * xmax * max(1, maxabs) <= _INT32_MAX
+
+
+# ---------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------
+
+def _task_grid(npairs, npan):
+    """(pairs per task, panels per task): row groups of at most 8 pairs (256 rows, whose
+    activations stay in L2 across panels), split over panels when that gives too few tasks."""
+    from numba import get_num_threads
+    threads = max(1, get_num_threads())
+    ppt = max(1, min(8, npairs))
+    ngr = (npairs + ppt - 1) // ppt
+    want = 4 * threads
+    if ngr >= want or npan == 1:
+        return ppt, npan
+    split = min(npan, (want + ngr - 1) // ngr)
+    return ppt, (npan + split - 1) // split
+
+
+class Launch:
+    """Everything of one fused run that does not depend on the activations, prepared once
+    per plan: tiles (odd lists padded with a dropped copy of the last tile), the correction
+    ``-zx * colsum(w) + bias``, the epilogue's arguments. ``launch(a_bytes, at_bytes, out)``
+    runs :func:`_run` and returns the clamp count."""
+
+    def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize):
+        dt = np.dtype(x_kernel_dtype)
+        self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 2)
+        self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
+        zeff = int(zx) - (32768 if self.flip16 else 0)
+        corr = -zeff * aw.colsum
+        if bias is not None:
+            corr = corr + bias
+        self.corr = np.ascontiguousarray(corr, dtype=np.int64)
+        if tbase.shape[0] % 2:
+            tbase = np.append(tbase, tbase[-1])
+            tsrc = np.append(tsrc, tsrc[-1])
+            torow = np.append(torow, np.full(TILE_ROWS, -1, np.int64))
+        self.tbase = np.ascontiguousarray(tbase, np.int64)
+        self.tsrc = np.ascontiguousarray(tsrc, np.uint8)
+        self.torow = np.ascontiguousarray(torow, np.int64)
+        self.stride, self.sn, self.aw = int(stride), int(sn), aw
+        self.koff = np.ascontiguousarray(koff, np.int64)
+        self.pan_w = 16 if aw.wide else 32
+        self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam != 2)
+
+    def __call__(self, a_bytes, at_bytes, out):
+        if self.flip16:
+            a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
+            at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
+        N = self.aw.n
+        npairs = self.tbase.shape[0] // 2
+        npan = (N + self.pan_w - 1) // self.pan_w
+        ppt, qpt = _task_grid(npairs, npan)
+        clamps = np.zeros(((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt), np.int64)
+        _run(self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.stride, self.koff, self.aw.bp, N,
+             self.pan_w, ppt, qpt, self.corr, self.sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize,
+             *self.args, clamps, self.vec, self.corr32, _CFG)
+        return int(clamps.sum())
+
+
+def run(a_bytes, at_bytes, tbase, tsrc, torow, stride, koff, aw, out, sn, *, x_kernel_dtype, zx, bias,
+        requant=None):
+    """Prepare and run once (see :class:`Launch`). Returns the clamp count."""
+    return Launch(tbase, tsrc, torow, stride, koff, aw, sn, x_kernel_dtype=x_kernel_dtype, zx=zx, bias=bias,
+                  requant=requant, osize=out.dtype.itemsize)(a_bytes, at_bytes, out)
+
+
+# ---------------------------------------------------------------------------------------
+# Plans: GEMM and convolution as tiles over activations read in place
+# ---------------------------------------------------------------------------------------
+
+def _chunks(segments, epc):
+    """K-chunks of ``segments`` [(byte offset, elements, first weight row)]: (koff, kmap)."""
+    koff, kmap = [], []
+    for off, length, row0 in segments:
+        for j in range((length + epc - 1) // epc):
+            e = j * epc + np.arange(epc, dtype=np.int64)
+            koff.append(off + j * CHUNK_BYTES)
+            kmap.append(np.where(e < length, row0 + e, -1))
+    return np.asarray(koff, np.int64), np.asarray(kmap, np.int64).reshape(len(koff), epc)
+
+
+def _weights(owner, key, centred_rows, kmap, wide):
+    if not cpu.has_amx():      # also asks the OS for the tile state: without it AMX faults (SIGILL)
+        return None
+
+    def build():
+        wc = centred_rows()
+        if wc.size and (wc.min() < -128 or wc.max() > 127):
+            return None
+        return pack_weights(wc, kmap, wide)
+    return vnni._cached_pack(owner, key + ("amx",), build)
+
+
+def _exact(x, zx, K, aw, bias, accum):
+    """The VNNI path's accumulator check plus the int32 tile bound: None when the tiles do
+    not apply, else whether the proof used only the dtype (the plan is then reusable)."""
+    by_dtype = []
+    if aw is None or vnni._check_exact(x, zx, K, aw.maxabs, bias, accum, by_dtype) is None:
+        return None
+    if not fits_int32(K, x.dtype.itemsize, x.dtype == np.int8, aw.maxabs):
+        return None
+    return not by_dtype
+
+
+def _out_dtype(rq, accum):
+    if rq is None:
+        return np.dtype(np.int32 if accum.bits <= 32 else np.int64)
+    return np.dtype(rq[0].out_fmt.storage_dtype)
+
+
+def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
+    """AMX plan for ``x (.., K) @ w (K, N)`` (see :func:`hwsim.kernels.vnni.gemm_plan`), or None."""
+    from .params import KernelStats
+    isz = x.dtype.itemsize
+    epc = CHUNK_BYTES // isz
+    koff, kmap = _chunks([(0, K, 0)], epc)
+    aw = _weights(owner, key, centred_rows, kmap, isz == 2)
+    reusable = _exact(x, zx, K, aw, bias, params.accum)
+    if reusable is None:
+        return None
+    lda = K * isz
+    ntile = (M + TILE_ROWS - 1) // TILE_ROWS
+    tbase = np.arange(ntile, dtype=np.int64) * (TILE_ROWS * lda)
+    rows = np.arange(ntile * TILE_ROWS, dtype=np.int64)
+    torow = np.where(rows < M, rows * N, -1)
+    # tiles whose 64-byte reads run past the end of A read a zero-padded copy of their rows
+    tail = tbase + (TILE_ROWS - 1) * lda + koff[-1] + CHUNK_BYTES > M * lda
+    first = int(np.argmax(tail)) if tail.any() else ntile
+    tsrc = tail.astype(np.uint8)
+    tb = np.where(tail, tbase - first * TILE_ROWS * lda, tbase)
+    at_len = (ntile - first) * TILE_ROWS * lda + int(koff[-1]) + CHUNK_BYTES if first < ntile else CHUNK_BYTES
+    out_dt = _out_dtype(rq, params.accum)
+    launch = Launch(tb, tsrc, torow, lda, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
+                    osize=out_dt.itemsize)
+
+    def fn(x_q, w_q, bias_q, pp):
+        x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
+        ab = x2.reshape(-1).view(np.uint8)
+        at = np.zeros(at_len, np.uint8)
+        if first < ntile:
+            src = ab[first * TILE_ROWS * lda:]
+            at[:src.size] = src
+        out = np.empty(M * N, out_dt)
+        clamped = launch(ab, at, out)
+        return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
+                                                   out_clamped=clamped)
+    fn.reusable = reusable
+    return fn
+
+
+def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params):
+    """AMX plan for a dense NCHW convolution (see :func:`hwsim.kernels.vnni.conv_plan`), or None.
+    ``geometry`` = (pads, strides, dilations, OH, OW, Hp, Wp); ``centred_rows()`` gives the
+    centred weights as rows ``(kh * KW + kw) * C + c`` x output channels."""
+    from .params import KernelStats
+    NB, C, H, W = x.shape
+    Cout, _, KH, KW = wshape
+    (pt, pl, _, _), (sh, sw), (dh, dw), OH, OW, Hp, Wp = geometry
+    isz = x.dtype.itemsize
+    epc = CHUNK_BYTES // isz
+    pix = C * isz
+    if dw == 1:     # a kernel row's KW pixels are contiguous: one segment per kernel row
+        segs = [(kh * dh * Wp * pix, KW * C, kh * KW * C) for kh in range(KH)]
+    else:
+        segs = [((kh * dh * Wp + kw * dw) * pix, C, (kh * KW + kw) * C) for kh in range(KH) for kw in range(KW)]
+    koff, kmap = _chunks(segs, epc)
+    K = C * KH * KW
+    aw = _weights(owner, key, centred_rows, kmap, isz == 2)
+    reusable = _exact(x, zx, K, aw, bias, params.accum)
+    if reusable is None:
+        return None
+    OHW = OH * OW
+    img = Hp * Wp * pix
+    b = np.arange(NB, dtype=np.int64)
+    r = np.arange(TILE_ROWS, dtype=np.int64)
+    if sh == 1 and sw == 1:
+        # whole images flattened over the padded width: rows one pixel apart
+        mp = np.arange(0, OH * Wp, TILE_ROWS, dtype=np.int64)
+        tbase = (b[:, None] * img + mp[None, :] * pix).reshape(-1)
+        m = mp[:, None] + r[None, :]
+        oh, ow = np.divmod(m, Wp)
+        o = np.where((oh < OH) & (ow < OW), oh * OW + ow, -1)
+        stride = pix
+    else:
+        # one output row at a time: rows stride_w pixels apart
+        ow0 = np.arange(0, OW, TILE_ROWS, dtype=np.int64)
+        ohs = np.arange(OH, dtype=np.int64)
+        tbase = (b[:, None, None] * img + (ohs[None, :, None] * sh * Wp + ow0[None, None, :] * sw) * pix).reshape(-1)
+        ow = ow0[:, None] + r[None, :]
+        o = np.where(ow < OW, ohs[:, None, None] * OW + ow[None], -1).reshape(-1, TILE_ROWS)
+        stride = sw * pix
+    o = np.broadcast_to(o.reshape(1, -1, TILE_ROWS), (NB, o.size // TILE_ROWS, TILE_ROWS))
+    torow = np.where(o >= 0, b[:, None, None] * (Cout * OHW) + o, -1).reshape(-1)
+    tsrc = np.zeros(tbase.shape[0], np.uint8)
+    total = NB * img
+    alloc = max(total, int(tbase.max()) + (TILE_ROWS - 1) * stride + int(koff.max()) + CHUNK_BYTES)
+    at = np.zeros(CHUNK_BYTES, np.uint8)
+    out_dt = _out_dtype(rq, params.accum)
+    launch = Launch(tbase, tsrc, torow, stride, koff, aw, OHW, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
+                    requant=rq, osize=out_dt.itemsize)
+
+    def fn(x_q, w_q, bias_q, pp):
+        xx = np.asarray(x_q)
+        buf = np.empty(alloc, np.uint8)
+        buf[total:] = 0
+        xp = buf[:total].view(xx.dtype).reshape(NB, Hp, Wp, C)
+        xp[:, :pt] = zx
+        xp[:, pt + H:] = zx
+        xp[:, :, :pl] = zx
+        xp[:, :, pl + W:] = zx
+        xp[:, pt:pt + H, pl:pl + W, :] = xx.transpose(0, 2, 3, 1)
+        out = np.empty(NB * Cout * OHW, out_dt)
+        clamped = launch(buf, at, out)
+        return out.reshape(NB, Cout, OH, OW), KernelStats(macs=NB * OHW * Cout * K, acc_overflows=0,
+                                                           pair_saturations=0, out_clamped=clamped)
+    fn.reusable = reusable
+    return fn
+
+
+# ---------------------------------------------------------------------------------------
+# Peak
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _peak_loop(cfg, A, B, C, iters):
+    _tcfg(cfg)
+    _tzero(0)
+    _tzero(1)
+    _tzero(2)
+    _tzero(3)
+    _tload(4, A, 0, 64)
+    _tload(5, A, 1024, 64)
+    _tload(6, B, 0, 64)
+    _tload(7, B, 1024, 64)
+    for _ in range(iters):
+        _tdpbusd(0, 4, 6)
+        _tdpbusd(1, 4, 7)
+        _tdpbusd(2, 5, 6)
+        _tdpbusd(3, 5, 7)
+    _tstore(0, C, 0, 64)
+    _trelease()
+
+
+def peak_gops(seconds=0.05):
+    """Register-only ``tdpbusd`` loop (4 independent C tiles), GOP/s on one core; None
+    without AMX."""
+    if not cpu.has_amx():
+        return None
+    A = np.ones(2048, np.uint8)
+    B = np.ones(2048, np.uint8)
+    C = np.zeros(256, np.int32)
+    _peak_loop(_CFG, A, B, C, 16)
+    ops = 4 * TILE_ROWS * 16 * CHUNK_BYTES * 2
+    iters = 1000
+    while True:
+        t0 = time.perf_counter()
+        _peak_loop(_CFG, A, B, C, iters)
+        dt = time.perf_counter() - t0
+        if dt > seconds / 4:
+            break
+        iters *= 4
+    best = dt
+    for _ in range(4):
+        t0 = time.perf_counter()
+        _peak_loop(_CFG, A, B, C, iters)
+        best = min(best, time.perf_counter() - t0)
+    return ops * iters / best / 1e9
