@@ -1,0 +1,182 @@
+"""The AMX tile path (kernels/amx.py) computes exactly what the portable kernels compute.
+
+Property tests draw shapes whose tails exercise every edge of the tiling (M not a multiple of
+16 or 32, K not a multiple of 64, channels not a multiple of 16 or 32, odd tile counts, reads
+past the end of A), zero points, int4 / zero-pointed uint8 weights, uint8 / int8 / int16 /
+uint16 activations, power-of-two scales (rounding ties) and extreme values, and compare the
+AMX plan's output and KernelStats with the portable kernel's bit for bit.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwsim.bits import IntFormat
+from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, cpu, dispatch, pack_int4,
+                           qconv2d, qgemm, gemm_acc, conv2d_acc, vnni)
+
+pytestmark = pytest.mark.skipif(not cpu.has_amx(), reason="CPU or OS without AMX int8 tiles")
+SETTINGS = settings(max_examples=int(os.environ.get("HWSIM_AMX_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@contextmanager
+def _portable():
+    old = os.environ.get(cpu.ENV_VAR)
+    os.environ[cpu.ENV_VAR] = "portable"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(cpu.ENV_VAR)
+        else:
+            os.environ[cpu.ENV_VAR] = old
+
+
+def _rand(rng, dt, shape, extreme):
+    info = np.iinfo(dt)
+    if extreme:
+        return rng.choice(np.array([info.min, info.max], dt), size=shape)
+    return rng.integers(info.min, int(info.max) + 1, size=shape).astype(dt)
+
+
+def _weights(rng, kind, shape, extreme):
+    """(weights as passed to the kernels, weight zero point)."""
+    if kind == "i4":
+        v = rng.choice([-8, 7], size=shape) if extreme else rng.integers(-8, 8, shape)
+        return pack_int4(v.astype(np.int8)), 0
+    if kind == "u8":
+        return _rand(rng, np.uint8, shape, extreme), int(rng.integers(0, 256))
+    return _rand(rng, np.int8, shape, extreme), 0
+
+
+def _requant(rng, n, xdt, pow2):
+    wide = np.dtype(xdt).itemsize == 2
+    fmt = IntFormat(16 if wide else 8, signed=bool(rng.integers(0, 2)) or wide)
+    scheme = "tflite_16x8" if wide else str(rng.choice(["onnxruntime", "tflite_reference", "tflite_optimized",
+                                                        "onnx_reference", "fbgemm"]))
+    if pow2:
+        sx, sw, sy = 2.0 ** -4, 2.0 ** -rng.integers(5, 9, n).astype(float), 2.0 ** -int(rng.integers(-6, 0))
+    else:
+        sx, sw, sy = rng.uniform(0.01, 0.05), rng.uniform(0.001, 0.01, n), rng.uniform(0.05, 0.5)
+    kw = {"bias_float": rng.uniform(-1, 1, n)} if scheme == "fbgemm" else {}
+    zy = int(rng.integers(fmt.qmin // 2, fmt.qmax // 2 + 1)) if scheme != "fbgemm" or not wide else 0
+    return RequantParams.create(scheme, sx, sw, sy, fmt, zy, **kw)
+
+
+def _same(got, ref):
+    np.testing.assert_array_equal(got[0], ref[0])
+    assert got[0].dtype == ref[0].dtype and got[0].shape == ref[0].shape
+    assert got[1] == ref[1]
+
+
+XDT = st.sampled_from([np.uint8, np.int8, np.int16, np.uint16])
+
+
+@SETTINGS
+@given(xdt=XDT, wk=st.sampled_from(["i8", "i4", "u8"]), M=st.integers(1, 70), K=st.integers(1, 200),
+       N=st.integers(1, 80), extreme=st.booleans(), pow2=st.booleans(), seed=st.integers(0, 2 ** 31))
+def test_gemm_amx_equals_portable(xdt, wk, M, K, N, extreme, pow2, seed):
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, xdt, (M, K), extreme)
+    w, zw = _weights(rng, wk if np.dtype(xdt).itemsize == 1 or wk != "u8" else "i8", (K, N), extreme)
+    info = np.iinfo(xdt)
+    zx = int(rng.integers(info.min, int(info.max) + 1))
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    acc = AccumParams(bits=64) if np.dtype(xdt).itemsize == 2 else AccumParams()
+    p = GemmParams(x_zero_point=zx, w_zero_point=zw, accum=acc)
+    q = p.replace(requant=_requant(rng, N, xdt, pow2))
+    for fn, params in ((gemm_acc, p), (qgemm, q)):
+        plan = vnni.gemm_plan(x, w, bias, params, amx=True)
+        if plan is None:
+            # only when the accumulator bound cannot be proved (then VNNI / portable run it)
+            assert not np.dtype(xdt).itemsize == 1 or wk == "u8"
+            continue
+        assert plan.__module__.endswith(".amx")
+        got = plan(x, w, bias, params)
+        with _portable():
+            ref = fn(x, w, bias, params)
+        _same(got, ref)
+
+
+@SETTINGS
+@given(xdt=XDT, wk=st.sampled_from(["i8", "i4"]), NB=st.integers(1, 2), C=st.integers(1, 40),
+       H=st.integers(1, 12), W=st.integers(1, 21), Cout=st.integers(1, 40), k=st.sampled_from([1, 2, 3, 5]),
+       s=st.sampled_from([1, 2, 3]), pad=st.integers(0, 2), d=st.sampled_from([1, 2]), extreme=st.booleans(),
+       pow2=st.booleans(), seed=st.integers(0, 2 ** 31))
+def test_conv_amx_equals_portable(xdt, wk, NB, C, H, W, Cout, k, s, pad, d, extreme, pow2, seed):
+    rng = np.random.default_rng(seed)
+    pads = (pad, int(rng.integers(0, pad + 1)), int(rng.integers(0, pad + 1)), pad)
+    if H + pads[0] + pads[2] < d * (k - 1) + 1 or W + pads[1] + pads[3] < d * (k - 1) + 1:
+        return
+    x = _rand(rng, xdt, (NB, C, H, W), extreme)
+    w, zw = _weights(rng, wk, (Cout, C, k, k), extreme)
+    info = np.iinfo(xdt)
+    zx = int(rng.integers(info.min, int(info.max) + 1))
+    bias = rng.integers(-5000, 5000, Cout).astype(np.int32)
+    acc = AccumParams(bits=64) if np.dtype(xdt).itemsize == 2 else AccumParams()
+    p = ConvParams(strides=(s, int(rng.integers(1, s + 1))), pads=pads, dilations=(d, d), x_zero_point=zx,
+                   w_zero_point=zw, accum=acc)
+    q = p.replace(requant=_requant(rng, Cout, xdt, pow2))
+    for fn, params in ((conv2d_acc, p), (qconv2d, q)):
+        plan = vnni.conv_plan(x, w, bias, params, amx=True)
+        assert plan is not None and plan.__module__.endswith(".amx")
+        got = plan(x, w, bias, params)
+        with _portable():
+            ref = fn(x, w, bias, params)
+        _same(got, ref)
+
+
+def test_auto_path_is_amx_and_vnni_path_is_not():
+    x = np.zeros((40, 70), np.uint8)
+    w = np.zeros((70, 33), np.int8)
+    w.flags.writeable = False
+    p = GemmParams()
+    assert cpu.kernel_path() == "amx"
+    assert dispatch.fast_path("gemm", x=x, w=w, bias=None, params=p).__module__.endswith(".amx")
+    os.environ[cpu.ENV_VAR] = "vnni"
+    try:
+        assert cpu.kernel_path() == "vnni"
+        assert dispatch.fast_path("gemm", x=x, w=w, bias=None, params=p).__module__.endswith(".vnni")
+    finally:
+        os.environ.pop(cpu.ENV_VAR)
+
+
+def test_int32_tile_bound_declines():
+    """K * 255 * 128 past int32: the tiles would overflow, so AMX declines (VNNI blocks K instead)."""
+    K = 70000
+    x = np.full((2, K), 255, np.uint8)
+    w = np.full((K, 3), -128, np.int8)
+    p = GemmParams(accum=AccumParams(bits=64))
+    assert vnni.gemm_plan(x, w, None, p, amx=True) is None or \
+        not vnni.gemm_plan(x, w, None, p, amx=True).__module__.endswith(".amx")
+
+
+def test_memoised_plan_reused_only_for_same_objects():
+    rng = np.random.default_rng(3)
+    x = _rand(rng, np.uint8, (20, 64), False)
+    w = _rand(rng, np.int8, (64, 32), False)
+    w.flags.writeable = False
+    b = rng.integers(-100, 100, 32).astype(np.int32)
+    b.flags.writeable = False
+    p = GemmParams(x_zero_point=7)
+    f1 = dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p)
+    assert dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p) is f1
+    p2 = GemmParams(x_zero_point=9)
+    f2 = dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p2)
+    assert f2 is not f1
+    with _portable():
+        ref = gemm_acc(x, w, b, p2)
+    _same(f2(x, w, b, p2), ref)
+    bw = b.copy()     # writeable bias: never remembered (its values could change)
+    assert dispatch.fast_path("gemm", x=x, w=w, bias=bw, params=p) is not dispatch.fast_path(
+        "gemm", x=x, w=w, bias=bw, params=p)
+
+
+def test_peak_positive():
+    from hwsim.kernels import amx
+    assert amx.peak_gops(seconds=0.01) > 0
