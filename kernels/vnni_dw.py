@@ -10,15 +10,114 @@ that module's zmm type, intrinsics, fused-store and planning helpers.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .requant import requantize_value
-from .vnni import (_INT32_MAX, _bias64, _put, _requant_args, _vadd, _vclamp_rint, _vcount_out, _vcvt_mul,
-                   _vdpwssd, _vload, _vmul, _vput, _vsplat, _vsplat_f32, _vstore, _weights_of, _x_bounds,
-                   _x_data_bounds, _zw)
+from .vnni import (
+    _I32,
+    _INT32_MAX,
+    _V16,
+    _V32W,
+    _V64B,
+    XOR8,
+    XOR16,
+    _bias64,
+    _cached_pack,
+    _put,
+    _requant_args,
+    _sst8,
+    _sst16,
+    _sst32,
+    _sst64,
+    _vadd,
+    _vclamp_rint,
+    _vcount_out,
+    _vcvt_mul,
+    _vdpbusd,
+    _vdpwssd,
+    _vload,
+    _vmul,
+    _vput,
+    _vsplat,
+    _vsplat_f32,
+    _vst8,
+    _vst16,
+    _vst32,
+    _vst64,
+    _vstore,
+    _vxor,
+    _weights_of,
+    _x_bounds,
+    _x_data_bounds,
+    _zw,
+    zmm,
+)
 
 __all__ = ["depthwise_plan"]
+
+# ---------------------------------------------------------------------------------------
+# Instructions the row-window kernel needs on top of vnni's: masked loads (vmovdqu8/16
+# with a passthrough: the lanes outside the image row read the zero point, without
+# touching memory) and the full-width permutes vpermb (AVX512-VBMI) / vpermw (AVX512BW).
+# ---------------------------------------------------------------------------------------
+
+
+def _make_mload(n, bits):
+    et = ir.IntType(bits)
+    vt = ir.VectorType(et, n)
+    mt = ir.VectorType(ir.IntType(1), n)
+
+    @intrinsic
+    def mload(typingctx, arr, off, mask, passthru):
+        """``n`` elements of ``bits`` bits from byte ``off`` of a uint8 array; element i is
+        read only when bit i of ``mask`` is set, else taken from ``passthru``."""
+        def codegen(context, builder, sig, args):
+            a = context.make_array(sig.args[0])(context, builder, args[0])
+            p = builder.gep(a.data, [args[1]])        # may point before the row: masked lanes are not read
+            m = context.cast(builder, args[2], sig.args[2], types.uint64)
+            m = builder.bitcast(builder.trunc(m, ir.IntType(n)) if n < 64 else m, mt)
+            # the pre-LLVM-21 form (explicit alignment); newer LLVMs auto-upgrade it
+            fnty = ir.FunctionType(vt, [p.type, _I32, mt, vt])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.v{n}i{bits}.p0")
+            r = builder.call(fn, [p, ir.Constant(_I32, 1), m, builder.bitcast(args[3], vt)])
+            return builder.bitcast(r, _V16)
+        return zmm(arr, off, mask, passthru), codegen
+    return mload
+
+
+_vmload8 = _make_mload(64, 8)
+_vmload16 = _make_mload(32, 16)
+
+
+def _make_perm(name, vt):
+    @intrinsic
+    def perm(typingctx, data, idx):
+        """``r[i] = data[idx[i]]`` over the whole register (one instruction)."""
+        def codegen(context, builder, sig, args):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt]), name)
+            r = builder.call(fn, [builder.bitcast(args[0], vt), builder.bitcast(args[1], vt)])
+            return builder.bitcast(r, _V16)
+        return zmm(data, idx), codegen
+    return perm
+
+
+_vpermb = _make_perm("llvm.x86.avx512.permvar.qi.512", _V64B)
+_vpermw = _make_perm("llvm.x86.avx512.permvar.hi.512", _V32W)
+
+
+def _has_vbmi() -> bool:
+    """vpermb is usable: the CPU reports avx512vbmi and Numba compiles for it."""
+    from . import cpu
+    if "avx512vbmi" not in cpu.cpu_flags():
+        return False
+    name = os.environ.get("NUMBA_CPU_NAME", "host").strip().lower()
+    return name in ("", "host") or "+avx512vbmi" in os.environ.get("NUMBA_CPU_FEATURES", "")
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -125,10 +224,304 @@ def _dw_run(xb, NB, C, H, W, isz, sgn, w, wpair, pairs, cmult, sh, sw, dh, dw, p
         clamps[task] = k
 
 
+# Numba-level inlining (inline="always") for everything called per vector with an array
+# argument: a call that is not inlined increfs and decrefs the array (two atomic operations),
+# which measured as ~40 % of the kernel's time.
+
+@njit(inline="always")
+def _put_i(out, i, v, osize):
+    """out (uint8 bytes) element ``i`` of ``osize`` bytes := v (vnni._put, inlined)."""
+    if osize == 1:
+        _sst8(out, i, v)
+    elif osize == 2:
+        _sst16(out, i * 2, v)
+    elif osize == 4:
+        _sst32(out, i * 4, v)
+    else:
+        _sst64(out, i * 8, v)
+
+
+@njit(inline="always")
+def _vput_i(out, i, r, osize):
+    """16 elements ``i..i+15`` of ``osize`` bytes := the int32 lanes of r (vnni._vput, inlined)."""
+    if osize == 1:
+        _vst8(out, i, r)
+    elif osize == 2:
+        _vst16(out, i * 2, r)
+    elif osize == 4:
+        _vst32(out, i * 4, r)
+    else:
+        _vst64(out, i * 8, r)
+
+
+@njit(inline="always")
+def _dw_epi(a, out, o, valid, osize, mode, code, mv, mult, m0, sh_, bt, zy, amin, amax, rnd, vec, R):
+    """Fused epilogue of one vector of 16 output columns (``valid`` of them real) at output
+    element ``o``; returns the clamp count."""
+    k = 0
+    if mode == 0:
+        if valid == 16:
+            _vput_i(out, o, a, osize)
+        else:
+            _vstore(R, 0, a)
+            for lane in range(valid):
+                _put_i(out, o + lane, R[lane], osize)
+    elif code == 0 and vec:
+        # lane-wise fp.scale_f32_rne (as vnni._epilogue_f32)
+        lo = amin - zy
+        hi = amax - zy
+        f = _vcvt_mul(a, mv)
+        k = _vcount_out(f, lo, hi, valid)
+        r = _vclamp_rint(f, lo, hi, zy)
+        if valid == 16:
+            _vput_i(out, o, r, osize)
+        else:
+            _vstore(R, 0, r)
+            for lane in range(valid):
+                _put_i(out, o + lane, R[lane], osize)
+    else:
+        _vstore(R, 0, a)
+        for lane in range(valid):
+            v, kk = requantize_value(np.int64(R[lane]), code, mult, m0, sh_, bt, zy, amin, amax, rnd)
+            _put_i(out, o + lane, v, osize)
+            k += kk
+    return k
+
+
+@njit(inline="always")
+def _win8(xb, off, m, pv, fv, flip, ix):
+    """The 16 sliding 4-byte windows of the input row bytes at ``off`` (masked load, xor flip, vpermb)."""
+    xv = _vmload8(xb, off, m, pv)
+    if flip != 0:
+        xv = _vxor(xv, fv)
+    return _vpermb(xv, ix)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cmult, sh, dh, pt, OH, OW, RB,
+             col0, masks, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
+    """Row-window depthwise kernel, NCHW in and out, no copy of the input.
+
+    Lane ``j`` of a vector holds output column ``16 v + j`` of one output row. For each
+    kernel row the input row is read in place with a masked load (the columns outside the
+    image read the zero point) and one permute (``vpermb`` / ``vpermw`` with ``idx``) turns
+    it into the sliding windows: lane ``j`` = the 4 bytes (8-bit inputs, ``vpdpbusd``) or 2
+    int16 (``vpdpwssd``) of the taps ``kw = T g .. T g + T - 1`` under output column
+    ``16 v + j`` (stride and dilation are in ``idx``). The products use the raw (xor-flipped)
+    inputs; the zero point's share is the constant ``rowc[co, kh] = -zx' * sum_kw w``, added
+    for the kernel rows inside the image (rows outside contribute exactly zero), so the
+    int32 sum (mod 2^32) is the exact centred sum, which fits int32 (checked by the plan).
+    Tasks: (image, channel, block of ``RB`` output rows)."""
+    Cout, KH, G = wq.shape
+    nv = (OW + 15) // 16
+    nrb = (OH + RB - 1) // RB
+    for task in prange(NB * Cout * nrb):
+        b = task // (Cout * nrb)
+        r_ = task % (Cout * nrb)
+        co = r_ // nrb
+        rb = r_ % nrb
+        c = co // cmult
+        plane = (b * C + c) * H * W
+        ob = (b * Cout + co) * OH * OW
+        ix = _vload(idx, 0)
+        pv = _vsplat(zxrep)
+        fv = _vsplat(flip)
+        mv = _vsplat_f32(mf[co])
+        R = np.empty(16, np.int32)
+        k = 0
+        w0 = _vsplat(wq[co, 0, 0])
+        w1 = _vsplat(wq[co, min(1, KH - 1), 0])
+        w2 = _vsplat(wq[co, min(2, KH - 1), 0])
+        fast3 = KH == 3 and G == 1 and not fam16
+        oh_end = min(OH, rb * RB + RB)
+        oh = rb * RB
+        while oh < oh_end:
+            init = np.int64(bias32[co])
+            kh0 = KH
+            kh1 = 0
+            for kh in range(KH):
+                ih = oh * sh - pt + kh * dh
+                if 0 <= ih < H:
+                    init += rowc[co, kh]
+                    kh0 = min(kh0, kh)
+                    kh1 = kh + 1
+            iv = _vsplat(init)
+            ob_row = ob + oh * OW
+            if fast3 and kh0 == 0 and kh1 == 3:
+                p0 = plane + (oh * sh - pt) * W
+                p1 = p0 + dh * W
+                p2 = p1 + dh * W
+                if sh == 1 and dh == 1 and oh + 1 < oh_end and oh + 3 - pt < H:
+                    # two output rows from four input rows: each window is permuted once
+                    p3 = p2 + W
+                    for v in range(nv):
+                        c0 = col0[v, 0]
+                        m = masks[v, 0]
+                        x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
+                        x1 = _win8(xb, p1 + c0, m, pv, fv, flip, ix)
+                        x2 = _win8(xb, p2 + c0, m, pv, fv, flip, ix)
+                        x3 = _win8(xb, p3 + c0, m, pv, fv, flip, ix)
+                        a = _vdpbusd(_vdpbusd(_vdpbusd(iv, x0, w0), x1, w1), x2, w2)
+                        a1 = _vdpbusd(_vdpbusd(_vdpbusd(iv, x1, w0), x2, w1), x3, w2)
+                        valid = min(16, OW - 16 * v)
+                        k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
+                                     shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
+                        k += _dw_epi(a1, out, ob_row + OW + 16 * v, valid, osize, mode, code, mv, mult[co],
+                                     m0s[co], shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
+                    oh += 2
+                    continue
+                for v in range(nv):
+                    c0 = col0[v, 0]
+                    m = masks[v, 0]
+                    a = _vdpbusd(iv, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
+                    a = _vdpbusd(a, _win8(xb, p1 + c0, m, pv, fv, flip, ix), w1)
+                    a = _vdpbusd(a, _win8(xb, p2 + c0, m, pv, fv, flip, ix), w2)
+                    valid = min(16, OW - 16 * v)
+                    k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
+                                 shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
+                oh += 1
+                continue
+            for v in range(nv):
+                a = iv
+                if fam16:
+                    for kh in range(kh0, kh1):
+                        rbase = (plane + (oh * sh - pt + kh * dh) * W) * 2
+                        for g in range(G):
+                            xv = _vxor(_vmload16(xb, rbase + 2 * col0[v, g], masks[v, g], pv), fv)
+                            a = _vdpwssd(a, _vpermw(xv, ix), _vsplat(wq[co, kh, g]))
+                else:
+                    for kh in range(kh0, kh1):
+                        rbase = plane + (oh * sh - pt + kh * dh) * W
+                        for g in range(G):
+                            a = _vdpbusd(a, _win8(xb, rbase + col0[v, g], masks[v, g], pv, fv, flip, ix),
+                                         _vsplat(wq[co, kh, g]))
+                valid = min(16, OW - 16 * v)
+                k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
+                             shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
+            oh += 1
+        clamps[task] = k
+
+
+_GEOM: dict = {}
+
+
+def _rows_setup(fam16, KW, sw, dw, pl, W, OW):
+    """(T, G, idx, col0, masks) of the row-window kernel (cached per geometry), or None when
+    a window does not fit one register (``15 sw + (T - 1) dw`` past the last element)."""
+    key = (fam16, KW, sw, dw, pl, W, OW)
+    hit = _GEOM.get(key)
+    if hit is not None:
+        return hit[0]
+    T, E = (2, 32) if fam16 else (4, 64)
+    if 15 * sw + (T - 1) * dw >= E:
+        setup = None
+    else:
+        G = (KW + T - 1) // T
+        lane = np.arange(16)[:, None] * sw + np.arange(T)[None, :] * dw
+        idx = lane.reshape(-1).astype(np.uint8 if not fam16 else np.uint16)
+        idx = np.ascontiguousarray(idx).view(np.int32)
+        nv = (OW + 15) // 16
+        col0 = (16 * sw * np.arange(nv)[:, None] - pl + T * dw * np.arange(G)[None, :]).astype(np.int64)
+        pos = col0[:, :, None] + np.arange(E)[None, None, :]
+        ok = (pos >= 0) & (pos < W)
+        masks = (ok.astype(np.uint64) << np.arange(E, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
+        setup = (T, G, idx, np.ascontiguousarray(col0), np.ascontiguousarray(masks))
+    if len(_GEOM) > 256:
+        _GEOM.clear()
+    _GEOM[key] = (setup,)
+    return setup
+
+
+class _DwWeights:
+    """Everything the kernels need from the weights (cached for read-only weights): centred
+    values ``wc`` (Cout, KH, KW) int64 and their bounds, the plane kernel's int32 / pair
+    arrays, and the row-window kernel's packed dwords per (Cout, KH, group): 4 int8 taps
+    (``wq8``, when every centred weight fits int8) or 2 int16 taps (``wq16``), with the
+    per-kernel-row sums ``wsum`` (Cout, KH)."""
+
+    def __init__(self, wa, zw, Cout, KH, KW):
+        wc = wa.values().reshape(Cout, KH, KW).astype(np.int64) - zw[:, None, None]
+        self.wc = wc
+        self.wmax = int(np.abs(wc).max()) if wc.size else 0
+        lo, hi = (int(wc.min()), int(wc.max())) if wc.size else (0, 0)
+        self.wc32 = np.ascontiguousarray(wc, dtype=np.int32)
+        KP = (KW + 1) // 2
+        wp = np.zeros((Cout, KH, 2 * KP), np.int64)
+        wp[:, :, :KW] = wc
+        self.wpair = np.ascontiguousarray(((wp[:, :, 0::2] & 0xFFFF) | ((wp[:, :, 1::2] & 0xFFFF) << 16))
+                                          .astype(np.uint32).view(np.int32))
+        self.wq16 = self.wpair if -32768 <= lo and hi <= 32767 else None
+        self.wq8 = None
+        if -128 <= lo and hi <= 127:
+            G = (KW + 3) // 4
+            w4 = np.zeros((Cout, KH, 4 * G), np.int64)
+            w4[:, :, :KW] = wc
+            wq = sum((w4[:, :, t::4] & 0xFF) << (8 * t) for t in range(4))
+            self.wq8 = np.ascontiguousarray(wq.astype(np.uint32).view(np.int32))
+        self.wsum = wc.sum(axis=2)
+
+
+#: set False to run every depthwise problem through the plane kernel (tests)
+ROWS = True
+
+
+def _i32(a):
+    """int64 values wrapped to int32 (the kernel sums mod 2^32)."""
+    return np.ascontiguousarray((np.asarray(a, np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32))
+
+
+def _rows_plan(xdt, wd, zx, b64, KH, KW, sw, dw, pl, W, tasks, OH, OW):
+    """Arguments of :func:`_dw_rows` for this problem, or None (plane kernel instead): 8-bit
+    inputs need int8 centred weights and vpermb; 16-bit inputs int16 centred weights."""
+    if not ROWS:
+        return None
+    fam16 = xdt.itemsize == 2
+    wq = wd.wq16 if fam16 else wd.wq8
+    if wq is None or (not fam16 and not _has_vbmi()):
+        return None
+    setup = _rows_setup(fam16, KW, sw, dw, pl, W, OW)
+    if setup is None:
+        return None
+    _, _, idx, col0, masks = setup
+    Cout = wq.shape[0]
+    if fam16:
+        flip = XOR16 if xdt == np.uint16 else 0
+        zk = zx - 32768 if xdt == np.uint16 else zx        # zero point in the kernel's int16 domain
+        zxrep = (zx & 0xFFFF) * 0x00010001
+    else:
+        flip = XOR8 if xdt == np.int8 else 0
+        zk = zx + 128 if xdt == np.int8 else zx            # zero point in the kernel's uint8 domain
+        zxrep = (zx & 0xFF) * 0x01010101
+    rowc = _i32(-zk * wd.wsum)          # the zero point's share of each kernel row
+    b32 = _i32(b64 if b64 is not None else np.zeros(Cout, np.int64))
+    nrb = max(1, min(OH, -(-16 // max(tasks, 1))))      # at least 16 tasks for the threads
+    RB = -(-OH // nrb)
+    zxrep = int(np.uint32(zxrep).view(np.int32))
+    return fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks
+
+
+def _epilogue_args(rq, Cout):
+    """The fused epilogue's arguments (mode, code, per-channel arrays, ...)."""
+    if rq is None:
+        return (0, 0, np.zeros(Cout, np.float32), np.zeros(Cout), np.zeros(Cout, np.int64),
+                np.zeros(Cout, np.int64), np.zeros(Cout, np.float32), 0, 0, 0, 0)
+    rp, code, rnd = rq
+
+    def per(a, dt):
+        a = np.asarray(a, dt)
+        return np.ascontiguousarray(np.broadcast_to(a, (Cout,)) if a.size == 1 else a)
+    return (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
+            per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
+            rp.act_max, rnd)
+
+
 def depthwise_plan(x, w, bias, params):
-    """Depthwise (groups == Cin, one input channel per group) fast path: direct int32
-    kernel with fused requantization, parallel over channels; None when a running sum could
-    leave int32 or the accumulator, or when pair saturation is emulated."""
+    """Depthwise (groups == Cin, one input channel per group) fast path, or None when a
+    running sum could leave int32 or the accumulator, or when pair saturation is emulated.
+
+    The row-window kernel (:func:`_dw_rows`) runs when the centred weights fit the
+    instruction's operand (int8 for 8-bit inputs, with AVX512-VBMI; int16 for 16-bit ones)
+    and a window fits a register; otherwise the plane kernel (:func:`_dw_run`)."""
     from .params import KernelStats
     x = np.asarray(x)
     p = params
@@ -152,25 +545,21 @@ def depthwise_plan(x, w, bias, params):
     info = np.iinfo(x.dtype)
     if not info.min <= zx <= info.max:
         return None
-    wc = (wa.values().reshape(Cout, KH, KW).astype(np.int64) - zw[:, None, None])
-    wmax = int(np.abs(wc).max()) if wc.size else 0
+    wd = _cached_pack(wa.owner, ("dw", KH, KW, zw.tobytes()), lambda: _DwWeights(wa, zw, Cout, KH, KW))
+    wmax = wd.wmax
     bmax = int(np.abs(b64).max()) if b64 is not None and b64.size else 0
     cx, _ = _x_bounds(x, zx)
     lim = min(p.accum.acc_max, _INT32_MAX)
+    by_data = False
     if KH * KW * cx * wmax + bmax > lim:
         cx, _ = _x_data_bounds(x, zx)
+        by_data = True
         if KH * KW * cx * wmax + bmax > lim:
             return None
     if cx > _INT32_MAX:
         return None
-    wc32 = np.ascontiguousarray(wc, dtype=np.int32)
     # vpdpwssd pairs: lane (x[i], x[i+dw]) x (w[kh, 2kp], w[kh, 2kp+1]); needs int16 operands
     pairs = bool(cx <= 32767 and wmax <= 32767)
-    KP = (KW + 1) // 2
-    wp = np.zeros((Cout, KH, 2 * KP), np.int64)
-    wp[:, :, :KW] = wc
-    wpair = np.ascontiguousarray(((wp[:, :, 0::2] & 0xFFFF) | ((wp[:, :, 1::2] & 0xFFFF) << 16)).astype(np.uint32)
-                                 .view(np.int32))
     bias_v = b64 if b64 is not None else np.zeros(Cout, np.int64)
     pt, pl = p.pads[0], p.pads[1]
     (sh, sw), (dh, dw) = p.strides, p.dilations
@@ -178,29 +567,31 @@ def depthwise_plan(x, w, bias, params):
     OW = (W + pl + p.pads[3] - dw * (KW - 1) - 1) // sw + 1
     if OH < 1 or OW < 1:
         return None
+    rows = _rows_plan(x.dtype, wd, zx, b64, KH, KW, sw, dw, pl, W, NB * Cout, OH, OW)
+    args = _epilogue_args(rq, Cout)
+    if rq is None:
+        odt = np.dtype(np.int32 if p.accum.bits <= 32 else np.int64)
+    else:
+        odt = np.dtype(rq[0].out_fmt.storage_dtype)
+    macs = NB * OH * OW * Cout * KH * KW
+    cmult = Cout // C
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.ascontiguousarray(x_q)
-        if rq is None:
-            out = np.empty((NB, Cout, OH, OW), np.int32 if pp.accum.bits <= 32 else np.int64)
-            args = (0, 0, np.zeros(Cout, np.float32), np.zeros(Cout), np.zeros(Cout, np.int64),
-                    np.zeros(Cout, np.int64), np.zeros(Cout, np.float32), 0, 0, 0, 0)
+        out = np.empty((NB, Cout, OH, OW), odt)
+        if rows is not None:
+            fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks = rows
+            clamps = np.zeros(max(NB * Cout * ((OH + RB - 1) // RB), 1), np.int64)
+            _dw_rows(xx.reshape(-1).view(np.uint8), NB, C, H, W, xx.dtype.itemsize, fam16, flip, zxrep, idx, wq,
+                     rowc, b32, cmult, sh, dh, pt, OH, OW, RB, col0, masks, out.reshape(-1).view(np.uint8),
+                     odt.itemsize, *args, clamps, odt.itemsize <= 2)
         else:
-            rp, code, rnd = rq
-            out = np.empty((NB, Cout, OH, OW), rp.out_fmt.storage_dtype)
-
-            def per(a, dt):
-                a = np.asarray(a, dt)
-                return np.ascontiguousarray(np.broadcast_to(a, (Cout,)) if a.size == 1 else a)
-            args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
-                    per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
-                    rp.act_max, rnd)
-        clamps = np.zeros(max(NB * Cout, 1), np.int64)
-        _dw_run(xx.reshape(-1).view(np.uint8), NB, C, H, W, xx.dtype.itemsize, xx.dtype.kind == "i", wc32, wpair,
-                pairs, Cout // C, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v,
-                out.reshape(-1).view(np.uint8),
-                out.dtype.itemsize, *args, clamps, out.dtype.itemsize <= 2)
-        stats = KernelStats(macs=NB * OH * OW * Cout * KH * KW, acc_overflows=0, pair_saturations=0,
-                            out_clamped=int(clamps.sum()))
+            clamps = np.zeros(max(NB * Cout, 1), np.int64)
+            _dw_run(xx.reshape(-1).view(np.uint8), NB, C, H, W, xx.dtype.itemsize, xx.dtype.kind == "i", wd.wc32,
+                    wd.wpair, pairs, cmult, sh, sw, dh, dw, pt, pl, OH, OW, zx, bias_v,
+                    out.reshape(-1).view(np.uint8), odt.itemsize, *args, clamps, odt.itemsize <= 2)
+        stats = KernelStats(macs=macs, acc_overflows=0, pair_saturations=0, out_clamped=int(clamps.sum()))
         return out, stats
+    fn.reusable = not by_data      # exactness proved from the dtype bounds holds for any data
+    fn.kernel = "rows" if rows is not None else "plane"
     return fn
