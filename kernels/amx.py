@@ -278,35 +278,42 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
     for task in prange(ngr * ngp):
         g = task // ngp
         gp = task % ngp
-        T = np.zeros(32 * 64, np.int32)
-        T64 = np.zeros(32 * 64 if fam == 2 else 1, np.int64)
+        pr0 = g * pairs_per_task
+        pr1 = min(npairs, pr0 + pairs_per_task)
+        rows = 32 * (pr1 - pr0)
+        # the whole group's accumulators, then one epilogue: the tile stores are long retired
+        # when the vector loads read them, and the epilogue runs over many rows per call
+        T = np.empty(rows * 64, np.int32)
+        T64 = np.empty(rows * 64 if fam == 2 else 1, np.int64)
         R = np.empty(16, np.int32)
+        orow = torow[32 * pr0: 32 * pr1]
         _tcfg(cfg)
         clamped = 0
         for p in range(gp * pans_per_task, min(npan, (gp + 1) * pans_per_task)):
             n0 = p * pan_w
             n1 = min(N, n0 + pan_w)
             pb = p * pan_bytes
-            for pr in range(g * pairs_per_task, min(npairs, (g + 1) * pairs_per_task)):
+            for pr in range(pr0, pr1):
                 t0 = 2 * pr
                 Aa = At if tsrc[t0] else A
                 Ab = At if tsrc[t0 + 1] else A
+                Tp = T[(pr - pr0) * 32 * 64:]
                 if fam == 0:
-                    _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
+                    _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
                 elif fam == 1:
-                    _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
+                    _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
                 else:
-                    _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, T)
-                    for r in range(32):
-                        for c in range(16):
-                            T64[r * 64 + c] = np.int64(T[r * 64 + 16 + c]) * 256 + T[r * 64 + c]
-                orow = torow[32 * pr: 32 * pr + 32]
-                if vec:
-                    clamped += vnni._epilogue_f32(T, 0, 32, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
-                                                  out, osize, R)
-                else:
-                    clamped += vnni._epilogue(T, T64, fam == 2, 0, 32, n0, n1, corr, orow, sn, out, osize, mode,
-                                              code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+                    _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
+            if fam == 2:
+                for r in range(rows):
+                    for c in range(16):
+                        T64[r * 64 + c] = np.int64(T[r * 64 + 16 + c]) * 256 + T[r * 64 + c]
+            if vec:
+                clamped += vnni._epilogue_f32(T, 0, rows, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
+                                              out, osize, R)
+            else:
+                clamped += vnni._epilogue(T, T64, fam == 2, 0, rows, n0, n1, corr, orow, sn, out, osize, mode,
+                                          code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
         _trelease()
         clamps[task] = clamped
 
