@@ -255,36 +255,53 @@ def _vput_i(out, i, r, osize):
 
 
 @njit(inline="always")
-def _dw_epi(a, out, o, valid, osize, mode, code, mv, mult, m0, sh_, bt, zy, amin, amax, rnd, vec, R):
-    """Fused epilogue of one vector of 16 output columns (``valid`` of them real) at output
-    element ``o``; returns the clamp count."""
+def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, zy, amin, amax, rnd, vec, R):
+    """Fused epilogue of ``nr`` output rows: row ``r`` of int32 accumulators is
+    ``A[r * nv * 16 :]`` (``OW`` real columns), its outputs start at element ``ob + r * OW``.
+    The branches on the scheme and the output width are taken once per call, not per
+    vector. Returns the clamp count."""
     k = 0
-    if mode == 0:
-        if valid == 16:
-            _vput_i(out, o, a, osize)
-        else:
-            _vstore(R, 0, a)
-            for lane in range(valid):
-                _put_i(out, o + lane, R[lane], osize)
-    elif code == 0 and vec:
-        # lane-wise fp.scale_f32_rne (as vnni._epilogue_f32)
+    full = OW // 16
+    rest = OW - 16 * full
+    if mode == 1 and code == 0 and vec:
+        # ONNX Runtime: lane-wise fp.scale_f32_rne (as vnni._epilogue_f32)
         lo = amin - zy
         hi = amax - zy
-        f = _vcvt_mul(a, mv)
-        k = _vcount_out(f, lo, hi, valid)
-        r = _vclamp_rint(f, lo, hi, zy)
-        if valid == 16:
-            _vput_i(out, o, r, osize)
-        else:
-            _vstore(R, 0, r)
-            for lane in range(valid):
-                _put_i(out, o + lane, R[lane], osize)
+        for r in range(nr):
+            base = r * nv * 16
+            o = ob + r * OW
+            if osize == 1:
+                for v in range(full):
+                    f = _vcvt_mul(_vload(A, base + 16 * v), mv)
+                    k += _vcount_out(f, lo, hi, 16)
+                    _vst8(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy))
+            else:
+                for v in range(full):
+                    f = _vcvt_mul(_vload(A, base + 16 * v), mv)
+                    k += _vcount_out(f, lo, hi, 16)
+                    _vput_i(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy), osize)
+            if rest:
+                f = _vcvt_mul(_vload(A, base + 16 * full), mv)
+                k += _vcount_out(f, lo, hi, rest)
+                _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
+                for lane in range(rest):
+                    _put_i(out, o + 16 * full + lane, R[lane], osize)
+    elif mode == 0:
+        for r in range(nr):
+            base = r * nv * 16
+            o = ob + r * OW
+            for v in range(full):
+                _vput_i(out, o + 16 * v, _vload(A, base + 16 * v), osize)
+            for lane in range(rest):
+                _put_i(out, o + 16 * full + lane, A[base + 16 * full + lane], osize)
     else:
-        _vstore(R, 0, a)
-        for lane in range(valid):
-            v, kk = requantize_value(np.int64(R[lane]), code, mult, m0, sh_, bt, zy, amin, amax, rnd)
-            _put_i(out, o + lane, v, osize)
-            k += kk
+        for r in range(nr):
+            base = r * nv * 16
+            o = ob + r * OW
+            for j in range(OW):
+                v, kk = requantize_value(np.int64(A[base + j]), code, mult, m0, sh_, bt, zy, amin, amax, rnd)
+                _put_i(out, o + j, v, osize)
+                k += kk
     return k
 
 
@@ -311,10 +328,17 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
     inputs; the zero point's share is the constant ``rowc[co, kh] = -zx' * sum_kw w``, added
     for the kernel rows inside the image (rows outside contribute exactly zero), so the
     int32 sum (mod 2^32) is the exact centred sum, which fits int32 (checked by the plan).
+
+    3 x 3 (any KW <= 4) with 8-bit inputs: interior rows without any padded kernel row take
+    a specialised path, 4 output rows from 6 input rows at stride 1 (each window permuted
+    once, used by up to 3 rows). Accumulators of up to 4 rows go to a row buffer, then
+    through the fused epilogue (:func:`_epi_rows`).
     Tasks: (image, channel, block of ``RB`` output rows)."""
     Cout, KH, G = wq.shape
     nv = (OW + 15) // 16
     nrb = (OH + RB - 1) // RB
+    fast3 = KH == 3 and G == 1 and not fam16
+    unit = sh == 1 and dh == 1
     for task in prange(NB * Cout * nrb):
         b = task // (Cout * nrb)
         r_ = task % (Cout * nrb)
@@ -328,77 +352,78 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
         fv = _vsplat(flip)
         mv = _vsplat_f32(mf[co])
         R = np.empty(16, np.int32)
-        k = 0
+        A = np.empty(4 * nv * 16, np.int32)
         w0 = _vsplat(wq[co, 0, 0])
         w1 = _vsplat(wq[co, min(1, KH - 1), 0])
         w2 = _vsplat(wq[co, min(2, KH - 1), 0])
-        fast3 = KH == 3 and G == 1 and not fam16
+        full_init = np.int64(bias32[co])
+        for kh in range(KH):
+            full_init += rowc[co, kh]
+        ivf = _vsplat(full_init)
+        k = 0
         oh_end = min(OH, rb * RB + RB)
         oh = rb * RB
         while oh < oh_end:
-            init = np.int64(bias32[co])
-            kh0 = KH
-            kh1 = 0
-            for kh in range(KH):
-                ih = oh * sh - pt + kh * dh
-                if 0 <= ih < H:
-                    init += rowc[co, kh]
-                    kh0 = min(kh0, kh)
-                    kh1 = kh + 1
-            iv = _vsplat(init)
-            ob_row = ob + oh * OW
-            if fast3 and kh0 == 0 and kh1 == 3:
-                p0 = plane + (oh * sh - pt) * W
-                p1 = p0 + dh * W
-                p2 = p1 + dh * W
-                if sh == 1 and dh == 1 and oh + 1 < oh_end and oh + 3 - pt < H:
-                    # two output rows from four input rows: each window is permuted once
-                    p3 = p2 + W
-                    for v in range(nv):
-                        c0 = col0[v, 0]
-                        m = masks[v, 0]
-                        x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
-                        x1 = _win8(xb, p1 + c0, m, pv, fv, flip, ix)
-                        x2 = _win8(xb, p2 + c0, m, pv, fv, flip, ix)
-                        x3 = _win8(xb, p3 + c0, m, pv, fv, flip, ix)
-                        a = _vdpbusd(_vdpbusd(_vdpbusd(iv, x0, w0), x1, w1), x2, w2)
-                        a1 = _vdpbusd(_vdpbusd(_vdpbusd(iv, x1, w0), x2, w1), x3, w2)
-                        valid = min(16, OW - 16 * v)
-                        k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
-                                     shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
-                        k += _dw_epi(a1, out, ob_row + OW + 16 * v, valid, osize, mode, code, mv, mult[co],
-                                     m0s[co], shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
-                    oh += 2
-                    continue
+            ih0 = oh * sh - pt
+            nr = 1
+            if fast3 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
+                # four output rows from six input rows
+                p0 = plane + ih0 * W
                 for v in range(nv):
                     c0 = col0[v, 0]
                     m = masks[v, 0]
-                    a = _vdpbusd(iv, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
+                    x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
+                    x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
+                    x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
+                    x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
+                    x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
+                    x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
+                    _vstore(A, 16 * v, _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2))
+                    _vstore(A, 16 * (nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2))
+                    _vstore(A, 16 * (2 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2))
+                    _vstore(A, 16 * (3 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2))
+                nr = 4
+            elif fast3 and ih0 >= 0 and ih0 + 2 * dh < H:
+                p0 = plane + ih0 * W
+                p1 = p0 + dh * W
+                p2 = p1 + dh * W
+                for v in range(nv):
+                    c0 = col0[v, 0]
+                    m = masks[v, 0]
+                    a = _vdpbusd(ivf, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
                     a = _vdpbusd(a, _win8(xb, p1 + c0, m, pv, fv, flip, ix), w1)
                     a = _vdpbusd(a, _win8(xb, p2 + c0, m, pv, fv, flip, ix), w2)
-                    valid = min(16, OW - 16 * v)
-                    k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
-                                 shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
-                oh += 1
-                continue
-            for v in range(nv):
-                a = iv
-                if fam16:
-                    for kh in range(kh0, kh1):
-                        rbase = (plane + (oh * sh - pt + kh * dh) * W) * 2
-                        for g in range(G):
-                            xv = _vxor(_vmload16(xb, rbase + 2 * col0[v, g], masks[v, g], pv), fv)
-                            a = _vdpwssd(a, _vpermw(xv, ix), _vsplat(wq[co, kh, g]))
-                else:
-                    for kh in range(kh0, kh1):
-                        rbase = plane + (oh * sh - pt + kh * dh) * W
-                        for g in range(G):
-                            a = _vdpbusd(a, _win8(xb, rbase + col0[v, g], masks[v, g], pv, fv, flip, ix),
-                                         _vsplat(wq[co, kh, g]))
-                valid = min(16, OW - 16 * v)
-                k += _dw_epi(a, out, ob_row + 16 * v, valid, osize, mode, code, mv, mult[co], m0s[co],
-                             shift[co], bterm[co], zy, amin, amax, rnd, vec, R)
-            oh += 1
+                    _vstore(A, 16 * v, a)
+            else:
+                # general: any KH, groups of taps, kernel rows in the padding skipped
+                init = np.int64(bias32[co])
+                kh0 = KH
+                kh1 = 0
+                for kh in range(KH):
+                    ih = ih0 + kh * dh
+                    if 0 <= ih < H:
+                        init += rowc[co, kh]
+                        kh0 = min(kh0, kh)
+                        kh1 = kh + 1
+                iv = _vsplat(init)
+                for v in range(nv):
+                    a = iv
+                    if fam16:
+                        for kh in range(kh0, kh1):
+                            rbase = (plane + (ih0 + kh * dh) * W) * 2
+                            for g in range(G):
+                                xv = _vxor(_vmload16(xb, rbase + 2 * col0[v, g], masks[v, g], pv), fv)
+                                a = _vdpwssd(a, _vpermw(xv, ix), _vsplat(wq[co, kh, g]))
+                    else:
+                        for kh in range(kh0, kh1):
+                            rbase = plane + (ih0 + kh * dh) * W
+                            for g in range(G):
+                                a = _vdpbusd(a, _win8(xb, rbase + col0[v, g], masks[v, g], pv, fv, flip, ix),
+                                             _vsplat(wq[co, kh, g]))
+                    _vstore(A, 16 * v, a)
+            k += _epi_rows(A, nr, nv, OW, out, ob + oh * OW, osize, mode, code, mv, mult[co], m0s[co], shift[co],
+                           bterm[co], zy, amin, amax, rnd, vec, R)
+            oh += nr
         clamps[task] = k
 
 
