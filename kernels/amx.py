@@ -185,17 +185,31 @@ _CFG = _tile_config()
 # ---------------------------------------------------------------------------------------
 
 _PANEL = TILE_ROWS * CHUNK_BYTES   # bytes of one packed weight tile
+KBLOCK = 8                         # K-chunks per block: 8 x 2 KB of a panel's weights stay in L1
 
 
 @njit(cache=True, nogil=True)
-def _mk_u8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
-    """uint8 activations x int8 weights (tdpbusd); two 16-channel panels at Bp[pb], Bp[pb + nkc * 1024]."""
-    _tzero(0)
-    _tzero(1)
-    _tzero(2)
-    _tzero(3)
+def _c_init(T, init):
+    """C tiles 0..3 := zero, or (``init``) the partial sums stored in T by the previous K block."""
+    if init:
+        _tload(0, T, 0, 256)
+        _tload(1, T, 16, 256)
+        _tload(2, T, 16 * 64, 256)
+        _tload(3, T, 16 * 64 + 16, 256)
+    else:
+        _tzero(0)
+        _tzero(1)
+        _tzero(2)
+        _tzero(3)
+
+
+@njit(cache=True, nogil=True)
+def _mk_u8(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
+    """uint8 activations x int8 weights (tdpbusd), K-chunks kc0..kc1; two 16-channel panels at
+    Bp[pb], Bp[pb + nkc * 1024]; C starts from T when ``init``."""
+    _c_init(T, init)
     pb1 = pb + nkc * _PANEL
-    for kc in range(nkc):
+    for kc in range(kc0, kc1):
         o = koff[kc]
         _tload(4, Aa, a0 + o, stride)
         _tload(6, Bp, pb + kc * _PANEL, 64)
@@ -212,14 +226,11 @@ def _mk_u8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_s8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
+def _mk_s8(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
     """int8 activations x int8 weights (tdpbssd); layout as :func:`_mk_u8`."""
-    _tzero(0)
-    _tzero(1)
-    _tzero(2)
-    _tzero(3)
+    _c_init(T, init)
     pb1 = pb + nkc * _PANEL
-    for kc in range(nkc):
+    for kc in range(kc0, kc1):
         o = koff[kc]
         _tload(4, Aa, a0 + o, stride)
         _tload(6, Bp, pb + kc * _PANEL, 64)
@@ -236,15 +247,12 @@ def _mk_s8(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
 
 
 @njit(cache=True, nogil=True)
-def _mk_w16(Aa, a0, Ab, a1, stride, koff, nkc, Bp, pb, T):
+def _mk_w16(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
     """int16 activations x int8 weights: one 16-channel panel, its chunk's two packings
     (weights under the low bytes, then under the high bytes) at Bp[pb + kc * 2048]. T gets
     sum(lo * w) in columns 0..15 and sum(hi * w) in columns 16..31."""
-    _tzero(0)
-    _tzero(1)
-    _tzero(2)
-    _tzero(3)
-    for kc in range(nkc):
+    _c_init(T, init)
+    for kc in range(kc0, kc1):
         o = koff[kc]
         q = pb + kc * 2 * _PANEL
         _tload(4, Aa, a0 + o, stride)
@@ -293,17 +301,21 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
             n0 = p * pan_w
             n1 = min(N, n0 + pan_w)
             pb = p * pan_bytes
-            for pr in range(pr0, pr1):
-                t0 = 2 * pr
-                Aa = At if tsrc[t0] else A
-                Ab = At if tsrc[t0 + 1] else A
-                Tp = T[(pr - pr0) * 32 * 64:]
-                if fam == 0:
-                    _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
-                elif fam == 1:
-                    _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
-                else:
-                    _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, Bp, pb, Tp)
+            # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
+            # while the group's activation tiles stream past; C goes through T between blocks
+            for kb0 in range(0, nkc, KBLOCK):
+                kb1 = min(nkc, kb0 + KBLOCK)
+                for pr in range(pr0, pr1):
+                    t0 = 2 * pr
+                    Aa = At if tsrc[t0] else A
+                    Ab = At if tsrc[t0 + 1] else A
+                    Tp = T[(pr - pr0) * 32 * 64:]
+                    if fam == 0:
+                        _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                    elif fam == 1:
+                        _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                    else:
+                        _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
             if fam == 2:
                 for r in range(rows):
                     for c in range(16):

@@ -180,3 +180,22 @@ def test_memoised_plan_reused_only_for_same_objects():
 def test_peak_positive():
     from hwsim.kernels import amx
     assert amx.peak_gops(seconds=0.01) > 0
+
+
+@pytest.mark.parametrize("xdt,M,K,N", [(np.uint8, 45, 1100, 70), (np.int8, 33, 1600, 40), (np.int16, 20, 700, 33),
+                                       (np.uint16, 17, 520, 16)])
+def test_gemm_amx_k_blocks(xdt, M, K, N):
+    """K past one block (8 chunks): C tiles carried between blocks through memory."""
+    rng = np.random.default_rng(K)
+    x = _rand(rng, xdt, (M, K), False)
+    w = _rand(rng, np.int8, (K, N), False)
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    acc = AccumParams(bits=64) if np.dtype(xdt).itemsize == 2 else AccumParams()
+    p = GemmParams(x_zero_point=int(np.iinfo(xdt).max // 5), accum=acc)
+    q = p.replace(requant=_requant(rng, N, xdt, False))
+    for fn, params in ((gemm_acc, p), (qgemm, q)):
+        plan = vnni.gemm_plan(x, w, bias, params, amx=True)
+        assert plan.__module__.endswith(".amx")
+        with _portable():
+            ref = fn(x, w, bias, params)
+        _same(plan(x, w, bias, params), ref)
