@@ -111,6 +111,62 @@ _vpermb = _make_perm("llvm.x86.avx512.permvar.qi.512", _V64B)
 _vpermw = _make_perm("llvm.x86.avx512.permvar.hi.512", _V32W)
 
 
+_I64 = ir.IntType(64)
+_V16Q = ir.VectorType(_I64, 16)
+
+
+def _splat(builder, x, vt):
+    v = builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(_I32, vt.count), None))
+
+
+def _to_i32(builder, context, val, ty):
+    return builder.trunc(context.cast(builder, val, ty, types.int64), _I32)
+
+
+@intrinsic
+def _v16x8(typingctx, a, m, total, zy):
+    """TFLite int16x8 requantization of 16 int32 lanes, lane-wise
+    :func:`hwsim.kernels.fixedpoint.multiply_by_quantized_multiplier_16x8` then the zero
+    point: ``int32((a * m + 2^(total-1)) >> total) + zy`` (int64 product, int32 wraps);
+    ``m`` < 2^15 and 1 <= ``total`` <= 46 (every valid 16x8 multiplier)."""
+    def codegen(context, builder, sig, args):
+        a64 = builder.sext(args[0], _V16Q)
+        m64 = builder.sext(_to_i32(builder, context, args[1], sig.args[1]), _I64)
+        t = context.cast(builder, args[2], sig.args[2], types.int64)
+        rnd = builder.shl(ir.Constant(_I64, 1), builder.sub(t, ir.Constant(_I64, 1)))
+        p = builder.add(builder.mul(a64, _splat(builder, m64, _V16Q)), _splat(builder, rnd, _V16Q))
+        r = builder.trunc(builder.ashr(p, _splat(builder, t, _V16Q)), _V16)
+        return builder.add(r, _splat(builder, _to_i32(builder, context, args[3], sig.args[3]), _V16))
+    return zmm(a, m, total, zy), codegen
+
+
+@intrinsic
+def _vclampi(typingctx, r, lo, hi):
+    """Lane-wise int32 clamp to [lo, hi]."""
+    def codegen(context, builder, sig, args):
+        vlo = _splat(builder, _to_i32(builder, context, args[1], sig.args[1]), _V16)
+        vhi = _splat(builder, _to_i32(builder, context, args[2], sig.args[2]), _V16)
+        x = builder.select(builder.icmp_signed("<", args[0], vlo), vlo, args[0])
+        return builder.select(builder.icmp_signed(">", x, vhi), vhi, x)
+    return zmm(r, lo, hi), codegen
+
+
+@intrinsic
+def _vcount_outi(typingctx, r, lo, hi, nvalid):
+    """Number of the first ``nvalid`` int32 lanes of ``r`` below ``lo`` or above ``hi``."""
+    def codegen(context, builder, sig, args):
+        vlo = _splat(builder, _to_i32(builder, context, args[1], sig.args[1]), _V16)
+        vhi = _splat(builder, _to_i32(builder, context, args[2], sig.args[2]), _V16)
+        o = builder.or_(builder.icmp_signed("<", args[0], vlo), builder.icmp_signed(">", args[0], vhi))
+        bits = builder.zext(builder.bitcast(o, ir.IntType(16)), _I64)
+        n = context.cast(builder, args[3], sig.args[3], types.int64)
+        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
+        return builder.call(fn, [bits])
+    return types.int64(r, lo, hi, nvalid), codegen
+
+
 def _has_vbmi() -> bool:
     """vpermb is usable: the CPU reports avx512vbmi and Numba compiles for it."""
     from . import cpu
@@ -286,6 +342,23 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
                 _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
                 for lane in range(rest):
                     _put_i(out, o + 16 * full + lane, R[lane], osize)
+    elif mode == 1 and code == 5:
+        # TFLite int16x8, lane-wise (fp.multiply_by_quantized_multiplier_16x8, zero point, clamp)
+        total = 15 - sh_
+        for r in range(nr):
+            base = r * nv * 16
+            o = ob + r * OW
+            for v in range(nv):
+                q = _v16x8(_vload(A, base + 16 * v), m0, total, zy)
+                valid = min(16, OW - 16 * v)
+                k += _vcount_outi(q, amin, amax, valid)
+                q = _vclampi(q, amin, amax)
+                if valid == 16:
+                    _vput_i(out, o + 16 * v, q, osize)
+                else:
+                    _vstore(R, 0, q)
+                    for lane in range(valid):
+                        _put_i(out, o + 16 * v + lane, R[lane], osize)
     elif mode == 0:
         for r in range(nr):
             base = r * nv * 16
@@ -314,9 +387,26 @@ def _win8(xb, off, m, pv, fv, flip, ix):
     return _vpermb(xv, ix)
 
 
+@njit(inline="always")
+def _win16(xb, off, m, pv, fv, flip):
+    """32 int16 of an input row at byte ``off`` (masked load, xor flip for uint16)."""
+    y = _vmload16(xb, off, m, pv)
+    if flip != 0:
+        y = _vxor(y, fv)
+    return y
+
+
+@njit(inline="always")
+def _dp6(a, l0, h0, l1, h1, l2, h2, w0, u0, w1, u1, w2, u2):
+    """``a`` + three kernel rows of int16 pairs (taps 0,1 and 2,3 of each row)."""
+    a = _vdpwssd(_vdpwssd(a, l0, w0), h0, u0)
+    a = _vdpwssd(_vdpwssd(a, l1, w1), h1, u1)
+    return _vdpwssd(_vdpwssd(a, l2, w2), h2, u2)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cmult, sh, dh, pt, OH, OW, RB,
-             col0, masks, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
+             col0, masks, one16, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec):
     """Row-window depthwise kernel, NCHW in and out, no copy of the input.
 
     Lane ``j`` of a vector holds output column ``16 v + j`` of one output row. For each
@@ -338,6 +428,7 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
     nv = (OW + 15) // 16
     nrb = (OH + RB - 1) // RB
     fast3 = KH == 3 and G == 1 and not fam16
+    fast16 = KH == 3 and G == 2 and fam16 and one16
     unit = sh == 1 and dh == 1
     for task in prange(NB * Cout * nrb):
         b = task // (Cout * nrb)
@@ -348,6 +439,7 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
         plane = (b * C + c) * H * W
         ob = (b * Cout + co) * OH * OW
         ix = _vload(idx, 0)
+        ix2 = _vload(idx, 16)
         pv = _vsplat(zxrep)
         fv = _vsplat(flip)
         mv = _vsplat_f32(mf[co])
@@ -356,6 +448,10 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
         w0 = _vsplat(wq[co, 0, 0])
         w1 = _vsplat(wq[co, min(1, KH - 1), 0])
         w2 = _vsplat(wq[co, min(2, KH - 1), 0])
+        g1 = min(1, G - 1)
+        u0 = _vsplat(wq[co, 0, g1])
+        u1 = _vsplat(wq[co, min(1, KH - 1), g1])
+        u2 = _vsplat(wq[co, min(2, KH - 1), g1])
         full_init = np.int64(bias32[co])
         for kh in range(KH):
             full_init += rowc[co, kh]
@@ -383,6 +479,42 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                     _vstore(A, 16 * (2 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2))
                     _vstore(A, 16 * (3 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2))
                 nr = 4
+            elif fast16 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
+                # 16-bit 3x3: one load per input row, two vpermw (taps 0,1 and 2,3)
+                p0 = 2 * (plane + ih0 * W)
+                W2 = 2 * W
+                for v in range(nv):
+                    c0 = 2 * col0[v, 0]
+                    m = masks[v, 0]
+                    y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
+                    y1 = _win16(xb, p0 + W2 + c0, m, pv, fv, flip)
+                    y2 = _win16(xb, p0 + 2 * W2 + c0, m, pv, fv, flip)
+                    y3 = _win16(xb, p0 + 3 * W2 + c0, m, pv, fv, flip)
+                    y4 = _win16(xb, p0 + 4 * W2 + c0, m, pv, fv, flip)
+                    y5 = _win16(xb, p0 + 5 * W2 + c0, m, pv, fv, flip)
+                    l0, h0 = _vpermw(y0, ix), _vpermw(y0, ix2)
+                    l1, h1 = _vpermw(y1, ix), _vpermw(y1, ix2)
+                    l2, h2 = _vpermw(y2, ix), _vpermw(y2, ix2)
+                    l3, h3 = _vpermw(y3, ix), _vpermw(y3, ix2)
+                    l4, h4 = _vpermw(y4, ix), _vpermw(y4, ix2)
+                    l5, h5 = _vpermw(y5, ix), _vpermw(y5, ix2)
+                    _vstore(A, 16 * v, _dp6(ivf, l0, h0, l1, h1, l2, h2, w0, u0, w1, u1, w2, u2))
+                    _vstore(A, 16 * (nv + v), _dp6(ivf, l1, h1, l2, h2, l3, h3, w0, u0, w1, u1, w2, u2))
+                    _vstore(A, 16 * (2 * nv + v), _dp6(ivf, l2, h2, l3, h3, l4, h4, w0, u0, w1, u1, w2, u2))
+                    _vstore(A, 16 * (3 * nv + v), _dp6(ivf, l3, h3, l4, h4, l5, h5, w0, u0, w1, u1, w2, u2))
+                nr = 4
+            elif fast16 and ih0 >= 0 and ih0 + 2 * dh < H:
+                p0 = 2 * (plane + ih0 * W)
+                p1 = p0 + 2 * dh * W
+                p2 = p1 + 2 * dh * W
+                for v in range(nv):
+                    c0 = 2 * col0[v, 0]
+                    m = masks[v, 0]
+                    y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
+                    y1 = _win16(xb, p1 + c0, m, pv, fv, flip)
+                    y2 = _win16(xb, p2 + c0, m, pv, fv, flip)
+                    _vstore(A, 16 * v, _dp6(ivf, _vpermw(y0, ix), _vpermw(y0, ix2), _vpermw(y1, ix), _vpermw(y1, ix2),
+                                            _vpermw(y2, ix), _vpermw(y2, ix2), w0, u0, w1, u1, w2, u2))
             elif fast3 and ih0 >= 0 and ih0 + 2 * dh < H:
                 p0 = plane + ih0 * W
                 p1 = p0 + dh * W
@@ -431,8 +563,9 @@ _GEOM: dict = {}
 
 
 def _rows_setup(fam16, KW, sw, dw, pl, W, OW):
-    """(T, G, idx, col0, masks) of the row-window kernel (cached per geometry), or None when
-    a window does not fit one register (``15 sw + (T - 1) dw`` past the last element)."""
+    """(T, G, idx, col0, masks, one16) of the row-window kernel (cached per geometry), or
+    None when a window does not fit one register (``15 sw + (T - 1) dw`` past the last
+    element). ``idx`` holds two permute vectors; ``one16``: 16-bit taps 0..3 come from one load."""
     key = (fam16, KW, sw, dw, pl, W, OW)
     hit = _GEOM.get(key)
     if hit is not None:
@@ -443,14 +576,17 @@ def _rows_setup(fam16, KW, sw, dw, pl, W, OW):
     else:
         G = (KW + T - 1) // T
         lane = np.arange(16)[:, None] * sw + np.arange(T)[None, :] * dw
-        idx = lane.reshape(-1).astype(np.uint8 if not fam16 else np.uint16)
-        idx = np.ascontiguousarray(idx).view(np.int32)
+        # second vector (16-bit only): the taps (2 dw, 3 dw) of the same load, when they fit
+        lane2 = lane + 2 * dw if fam16 and 15 * sw + 3 * dw < E else 0 * lane
+        idx = np.concatenate([lane.reshape(-1), lane2.reshape(-1)]).astype(np.uint8 if not fam16 else np.uint16)
+        idx = np.concatenate([idx.view(np.uint8), np.zeros(128 - idx.nbytes, np.uint8)]).view(np.int32)
         nv = (OW + 15) // 16
         col0 = (16 * sw * np.arange(nv)[:, None] - pl + T * dw * np.arange(G)[None, :]).astype(np.int64)
         pos = col0[:, :, None] + np.arange(E)[None, None, :]
         ok = (pos >= 0) & (pos < W)
         masks = (ok.astype(np.uint64) << np.arange(E, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
-        setup = (T, G, idx, np.ascontiguousarray(col0), np.ascontiguousarray(masks))
+        one16 = bool(fam16 and 15 * sw + 3 * dw < E)
+        setup = (T, G, idx, np.ascontiguousarray(col0), np.ascontiguousarray(masks), one16)
     if len(_GEOM) > 256:
         _GEOM.clear()
     _GEOM[key] = (setup,)
@@ -507,7 +643,7 @@ def _rows_plan(xdt, wd, zx, b64, KH, KW, sw, dw, pl, W, tasks, OH, OW):
     setup = _rows_setup(fam16, KW, sw, dw, pl, W, OW)
     if setup is None:
         return None
-    _, _, idx, col0, masks = setup
+    _, _, idx, col0, masks, one16 = setup
     Cout = wq.shape[0]
     if fam16:
         flip = XOR16 if xdt == np.uint16 else 0
@@ -522,7 +658,7 @@ def _rows_plan(xdt, wd, zx, b64, KH, KW, sw, dw, pl, W, tasks, OH, OW):
     nrb = max(1, min(OH, -(-16 // max(tasks, 1))))      # at least 16 tasks for the threads
     RB = -(-OH // nrb)
     zxrep = int(np.uint32(zxrep).view(np.int32))
-    return fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks
+    return fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks, one16
 
 
 def _epilogue_args(rq, Cout):
@@ -605,10 +741,10 @@ def depthwise_plan(x, w, bias, params):
         xx = np.ascontiguousarray(x_q)
         out = np.empty((NB, Cout, OH, OW), odt)
         if rows is not None:
-            fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks = rows
+            fam16, flip, zxrep, idx, wq, rowc, b32, RB, col0, masks, one16 = rows
             clamps = np.zeros(max(NB * Cout * ((OH + RB - 1) // RB), 1), np.int64)
             _dw_rows(xx.reshape(-1).view(np.uint8), NB, C, H, W, xx.dtype.itemsize, fam16, flip, zxrep, idx, wq,
-                     rowc, b32, cmult, sh, dh, pt, OH, OW, RB, col0, masks, out.reshape(-1).view(np.uint8),
+                     rowc, b32, cmult, sh, dh, pt, OH, OW, RB, col0, masks, one16, out.reshape(-1).view(np.uint8),
                      odt.itemsize, *args, clamps, odt.itemsize <= 2)
         else:
             clamps = np.zeros(max(NB * Cout, 1), np.int64)
