@@ -113,6 +113,7 @@ _vpermw = _make_perm("llvm.x86.avx512.permvar.hi.512", _V32W)
 
 _I64 = ir.IntType(64)
 _V16Q = ir.VectorType(_I64, 16)
+_F16 = ir.VectorType(ir.FloatType(), 16)
 
 
 def _splat(builder, x, vt):
@@ -165,6 +166,30 @@ def _vcount_outi(typingctx, r, lo, hi, nvalid):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
         return builder.call(fn, [bits])
     return types.int64(r, lo, hi, nvalid), codegen
+
+
+@intrinsic
+def _vclamp_count(typingctx, f, lo, hi, nvalid):
+    """Number of the first ``nvalid`` float32 lanes of ``f`` outside ``[lo, hi]``, counted as
+    ``clamp(f) != f`` (one compare; same lanes as ``f < lo or f > hi``: no NaN here)."""
+    def codegen(context, builder, sig, args):
+        ff = builder.bitcast(args[0], _F16)
+        flo = builder.sitofp(context.cast(builder, args[1], sig.args[1], types.int64), ir.FloatType())
+        fhi = builder.sitofp(context.cast(builder, args[2], sig.args[2], types.int64), ir.FloatType())
+        vlo, vhi = _splat(builder, flo, _F16), _splat(builder, fhi, _F16)
+        c = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
+        c = builder.select(builder.fcmp_ordered(">", c, vhi), vhi, c)
+        o = builder.fcmp_unordered("!=", c, ff)
+        bits = builder.zext(builder.bitcast(o, ir.IntType(16)), _I64)
+        n = context.cast(builder, args[3], sig.args[3], types.int64)
+        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
+        return builder.call(fn, [bits])
+    return types.int64(f, lo, hi, nvalid), codegen
+
+
+_FULL64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_FULL32 = np.uint64(0xFFFFFFFF)
 
 
 def _has_vbmi() -> bool:
@@ -329,16 +354,16 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
             if osize == 1:
                 for v in range(full):
                     f = _vcvt_mul(_vload(A, base + 16 * v), mv)
-                    k += _vcount_out(f, lo, hi, 16)
+                    k += _vclamp_count(f, lo, hi, 16)
                     _vst8(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy))
             else:
                 for v in range(full):
                     f = _vcvt_mul(_vload(A, base + 16 * v), mv)
-                    k += _vcount_out(f, lo, hi, 16)
+                    k += _vclamp_count(f, lo, hi, 16)
                     _vput_i(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy), osize)
             if rest:
                 f = _vcvt_mul(_vload(A, base + 16 * full), mv)
-                k += _vcount_out(f, lo, hi, rest)
+                k += _vclamp_count(f, lo, hi, rest)
                 _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
                 for lane in range(rest):
                     _put_i(out, o + 16 * full + lane, R[lane], osize)
@@ -379,6 +404,15 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
 
 
 @njit(inline="always")
+def _win8u(xb, off, fv, flip, ix):
+    """:func:`_win8` for a window inside the row (a plain load: no blend uop)."""
+    xv = _vload(xb, off)
+    if flip != 0:
+        xv = _vxor(xv, fv)
+    return _vpermb(xv, ix)
+
+
+@njit(inline="always")
 def _win8(xb, off, m, pv, fv, flip, ix):
     """The 16 sliding 4-byte windows of the input row bytes at ``off`` (masked load, xor flip, vpermb)."""
     xv = _vmload8(xb, off, m, pv)
@@ -390,7 +424,10 @@ def _win8(xb, off, m, pv, fv, flip, ix):
 @njit(inline="always")
 def _win16(xb, off, m, pv, fv, flip):
     """32 int16 of an input row at byte ``off`` (masked load, xor flip for uint16)."""
-    y = _vmload16(xb, off, m, pv)
+    if m == _FULL32:
+        y = _vload(xb, off)
+    else:
+        y = _vmload16(xb, off, m, pv)
     if flip != 0:
         y = _vxor(y, fv)
     return y
@@ -468,12 +505,20 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                 for v in range(nv):
                     c0 = col0[v, 0]
                     m = masks[v, 0]
-                    x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
-                    x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
-                    x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
-                    x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
-                    x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
-                    x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
+                    if m == _FULL64:
+                        x0 = _win8u(xb, p0 + c0, fv, flip, ix)
+                        x1 = _win8u(xb, p0 + W + c0, fv, flip, ix)
+                        x2 = _win8u(xb, p0 + 2 * W + c0, fv, flip, ix)
+                        x3 = _win8u(xb, p0 + 3 * W + c0, fv, flip, ix)
+                        x4 = _win8u(xb, p0 + 4 * W + c0, fv, flip, ix)
+                        x5 = _win8u(xb, p0 + 5 * W + c0, fv, flip, ix)
+                    else:
+                        x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
+                        x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
+                        x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
+                        x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
+                        x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
+                        x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
                     _vstore(A, 16 * v, _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2))
                     _vstore(A, 16 * (nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2))
                     _vstore(A, 16 * (2 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2))
