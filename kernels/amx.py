@@ -297,29 +297,37 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
         orow = torow[32 * pr0: 32 * pr1]
         _tcfg(cfg)
         clamped = 0
-        for p in range(gp * pans_per_task, min(npan, (gp + 1) * pans_per_task)):
+        pend = min(npan, (gp + 1) * pans_per_task)
+        # two panels per epilogue (T columns 0..31 and 32..63): whole 64-channel rows are
+        # requantized and stored at once
+        for p in range(gp * pans_per_task, pend, 2):
+            cnt = min(2, pend - p)
             n0 = p * pan_w
-            n1 = min(N, n0 + pan_w)
-            pb = p * pan_bytes
+            n1 = min(N, n0 + cnt * pan_w)
             # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
             # while the group's activation tiles stream past; C goes through T between blocks
-            for kb0 in range(0, nkc, KBLOCK):
-                kb1 = min(nkc, kb0 + KBLOCK)
-                for pr in range(pr0, pr1):
-                    t0 = 2 * pr
-                    Aa = At if tsrc[t0] else A
-                    Ab = At if tsrc[t0 + 1] else A
-                    Tp = T[(pr - pr0) * 32 * 64:]
-                    if fam == 0:
-                        _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-                    elif fam == 1:
-                        _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-                    else:
-                        _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+            for j in range(cnt):
+                pb = (p + j) * pan_bytes
+                for kb0 in range(0, nkc, KBLOCK):
+                    kb1 = min(nkc, kb0 + KBLOCK)
+                    for pr in range(pr0, pr1):
+                        t0 = 2 * pr
+                        Aa = At if tsrc[t0] else A
+                        Ab = At if tsrc[t0 + 1] else A
+                        Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
+                        if fam == 0:
+                            _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                        elif fam == 1:
+                            _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                        else:
+                            _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
+                                    kb0 > 0)
             if fam == 2:
                 for r in range(rows):
-                    for c in range(16):
-                        T64[r * 64 + c] = np.int64(T[r * 64 + 16 + c]) * 256 + T[r * 64 + c]
+                    for j in range(cnt):
+                        for c in range(16):
+                            T64[r * 64 + 16 * j + c] = (np.int64(T[r * 64 + 32 * j + 16 + c]) * 256
+                                                        + T[r * 64 + 32 * j + c])
             if vec:
                 clamped += vnni._epilogue_f32(T, 0, rows, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
                                               out, osize, R)
@@ -402,7 +410,8 @@ def _task_grid(npairs, npan):
     if ngr >= want or npan == 1:
         return ppt, npan
     split = min(npan, (want + ngr - 1) // ngr)
-    return ppt, (npan + split - 1) // split
+    qpt = (npan + split - 1) // split
+    return ppt, qpt + (qpt % 2 if qpt < npan else 0)   # even: panels go to the epilogue in pairs
 
 
 class Launch:
@@ -498,6 +507,17 @@ def _out_dtype(rq, accum):
     return np.dtype(rq[0].out_fmt.storage_dtype)
 
 
+def _aligned_rows(a2, rows, ld):
+    """A copy of byte rows ``a2`` (M x L) in a 64-byte-aligned buffer of ``rows`` rows of ``ld``
+    bytes (extra bytes and rows left as they are: they only meet zero weights or dropped rows)."""
+    M, L = a2.shape
+    buf = np.empty(rows * ld + CHUNK_BYTES, np.uint8)
+    s = (-buf.ctypes.data) % CHUNK_BYTES
+    v = buf[s:s + rows * ld]
+    v.reshape(rows, ld)[:M, :L] = a2
+    return v
+
+
 def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     """AMX plan for ``x (.., K) @ w (K, N)`` (see :func:`hwsim.kernels.vnni.gemm_plan`), or None."""
     from .params import KernelStats
@@ -510,25 +530,33 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         return None
     lda = K * isz
     ntile = (M + TILE_ROWS - 1) // TILE_ROWS
-    tbase = np.arange(ntile, dtype=np.int64) * (TILE_ROWS * lda)
+    # a tile row split across two cache lines costs two loads: when A is read by 4 or more
+    # panels, rows are copied into 64-byte-aligned ones of a multiple of 64 bytes (the copy
+    # pays for itself; with fewer panels it measured slower than reading A in place)
+    copy = (N + 31) // 32 >= 4
+    pad = copy and lda % CHUNK_BYTES != 0
+    ldp = -(-lda // CHUNK_BYTES) * CHUNK_BYTES if pad else lda
+    tbase = np.arange(ntile, dtype=np.int64) * (TILE_ROWS * ldp)
     rows = np.arange(ntile * TILE_ROWS, dtype=np.int64)
     torow = np.where(rows < M, rows * N, -1)
-    # tiles whose 64-byte reads run past the end of A read a zero-padded copy of their rows
-    tail = tbase + (TILE_ROWS - 1) * lda + koff[-1] + CHUNK_BYTES > M * lda
+    # in place: tiles whose 64-byte reads run past the end of A read a copy of their rows
+    tail = tbase + (TILE_ROWS - 1) * ldp + koff[-1] + CHUNK_BYTES > M * ldp
     first = int(np.argmax(tail)) if tail.any() else ntile
     tsrc = tail.astype(np.uint8)
-    tb = np.where(tail, tbase - first * TILE_ROWS * lda, tbase)
-    at_len = (ntile - first) * TILE_ROWS * lda + int(koff[-1]) + CHUNK_BYTES if first < ntile else CHUNK_BYTES
+    tb = np.where(tail, tbase - first * TILE_ROWS * ldp, tbase)
+    at_len = (ntile - first) * TILE_ROWS * ldp + int(koff[-1]) + CHUNK_BYTES if first < ntile else CHUNK_BYTES
     out_dt = _out_dtype(rq, params.accum)
-    launch = Launch(tb, tsrc, torow, lda, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
+    launch = Launch(tb, tsrc, torow, ldp, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
                     osize=out_dt.itemsize)
 
     def fn(x_q, w_q, bias_q, pp):
         x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
         ab = x2.reshape(-1).view(np.uint8)
+        if pad or (copy and ab.ctypes.data % CHUNK_BYTES):
+            ab = _aligned_rows(ab.reshape(M, lda), ntile * TILE_ROWS, ldp)
         at = np.zeros(at_len, np.uint8)
         if first < ntile:
-            src = ab[first * TILE_ROWS * lda:]
+            src = ab[first * TILE_ROWS * ldp: M * ldp]
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
         clamped = launch(ab, at, out)
