@@ -404,6 +404,14 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
 
 
 @njit(inline="always")
+def _epi_f32_8(a, out, o, mv, lo, hi, zy):
+    """ONNX Runtime epilogue of 16 accumulators to 16 one-byte outputs at ``o``; returns the clamp count."""
+    f = _vcvt_mul(a, mv)
+    _vst8(out, o, _vclamp_rint(f, lo, hi, zy))
+    return _vclamp_count(f, lo, hi, 16)
+
+
+@njit(inline="always")
 def _win8u(xb, off, fv, flip, ix):
     """:func:`_win8` for a window inside the row (a plain load: no blend uop)."""
     xv = _vload(xb, off)
@@ -467,6 +475,11 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
     fast3 = KH == 3 and G == 1 and not fam16
     fast16 = KH == 3 and G == 2 and fam16 and one16
     unit = sh == 1 and dh == 1
+    fuse = mode == 1 and code == 0 and vec and osize == 1
+    full = OW // 16
+    rest = OW - 16 * full
+    lo = amin - zy
+    hi = amax - zy
     for task in prange(NB * Cout * nrb):
         b = task // (Cout * nrb)
         r_ = task % (Cout * nrb)
@@ -519,11 +532,32 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                         x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
                         x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
                         x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
-                    _vstore(A, 16 * v, _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2))
-                    _vstore(A, 16 * (nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2))
-                    _vstore(A, 16 * (2 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2))
-                    _vstore(A, 16 * (3 * nv + v), _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2))
+                    a0 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2)
+                    a1 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2)
+                    a2 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2)
+                    a3 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2)
+                    if fuse and v < full:
+                        # ONNX Runtime epilogue straight from the registers (8-bit outputs)
+                        o = ob + oh * OW + 16 * v
+                        k += _epi_f32_8(a0, out, o, mv, lo, hi, zy)
+                        k += _epi_f32_8(a1, out, o + OW, mv, lo, hi, zy)
+                        k += _epi_f32_8(a2, out, o + 2 * OW, mv, lo, hi, zy)
+                        k += _epi_f32_8(a3, out, o + 3 * OW, mv, lo, hi, zy)
+                    else:
+                        _vstore(A, 16 * v, a0)
+                        _vstore(A, 16 * (nv + v), a1)
+                        _vstore(A, 16 * (2 * nv + v), a2)
+                        _vstore(A, 16 * (3 * nv + v), a3)
                 nr = 4
+                if fuse:
+                    for r in range(4 if rest else 0):
+                        f = _vcvt_mul(_vload(A, 16 * (r * nv + full)), mv)
+                        k += _vclamp_count(f, lo, hi, rest)
+                        _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
+                        for lane in range(rest):
+                            _put_i(out, ob + (oh + r) * OW + 16 * full + lane, R[lane], osize)
+                    oh += 4
+                    continue
             elif fast16 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
                 # 16-bit 3x3: one load per input row, two vpermw (taps 0,1 and 2,3)
                 p0 = 2 * (plane + ih0 * W)
