@@ -54,7 +54,7 @@ from numba.extending import intrinsic
 
 from . import cpu, vnni
 
-__all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "Launch", "run", "gemm_fn", "conv_fn", "peak_gops",
+__all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "pack_weights16", "Launch", "run", "gemm_fn", "conv_fn", "peak_gops",
            "fits_int32"]
 
 TILE_ROWS = 16      # rows of every tile (activation rows / output pixels; C rows)
@@ -165,6 +165,8 @@ def _make_dp(name):
 
 _tdpbusd = _make_dp("llvm.x86.tdpbusd")   # C(int32) += A(uint8) . B(int8), 4-byte dot products
 _tdpbssd = _make_dp("llvm.x86.tdpbssd")   # C(int32) += A(int8) . B(int8)
+_tdpbuud = _make_dp("llvm.x86.tdpbuud")   # C(int32) += A(uint8) . B(uint8)
+_tdpbsud = _make_dp("llvm.x86.tdpbsud")   # C(int32) += A(int8) . B(uint8)
 
 
 def _tile_config():
@@ -269,20 +271,58 @@ def _mk_w16(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
     _tstore(3, T, 16 * 64 + 16, 256)
 
 
+@njit(cache=True, nogil=True)
+def _mk_ww_one(Aa, a0, stride, koff, kc0, kc1, Bp, pb, T, init):
+    """One activation tile x one 16-channel panel, int16 x int16 as four byte products:
+    C0 = sum(lo * wlo) (tdpbuud), C1 = sum(lo * whi) + sum(hi * wlo) (tdpbusd, tdpbsud),
+    C2 = sum(hi * whi) (tdpbssd) into T columns 0..15, 16..31, 32..47."""
+    if init:
+        _tload(0, T, 0, 256)
+        _tload(1, T, 16, 256)
+        _tload(2, T, 32, 256)
+    else:
+        _tzero(0)
+        _tzero(1)
+        _tzero(2)
+    for kc in range(kc0, kc1):
+        q = pb + kc * 4 * _PANEL
+        _tload(3, Aa, a0 + koff[kc], stride)
+        _tload(4, Bp, q, 64)
+        _tdpbuud(0, 3, 4)
+        _tload(5, Bp, q + _PANEL, 64)
+        _tdpbusd(1, 3, 5)
+        _tload(6, Bp, q + 2 * _PANEL, 64)
+        _tdpbsud(1, 3, 6)
+        _tload(7, Bp, q + 3 * _PANEL, 64)
+        _tdpbssd(2, 3, 7)
+    _tstore(0, T, 0, 256)
+    _tstore(1, T, 16, 256)
+    _tstore(2, T, 32, 256)
+
+
+@njit(cache=True, nogil=True)
+def _mk_ww(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
+    """int16 activations x int16 weights, the pair's two tiles one after the other."""
+    _mk_ww_one(Aa, a0, stride, koff, kc0, kc1, Bp, pb, T, init)
+    _mk_ww_one(Ab, a1, stride, koff, kc0, kc1, Bp, pb, T[16 * 64:], init)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
          corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32,
          cfg):
-    """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for W8A16), the
-    task grid being groups of ``pairs_per_task`` pairs x ``pans_per_task`` panels. ``fam``:
-    0 uint8, 1 int8, 2 int16 activations. Tile ``t`` starts at byte ``tbase[t]`` of ``A``
+    """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
+    activations), the task grid being groups of ``pairs_per_task`` pairs x ``pans_per_task``
+    panels. ``fam``: 0 uint8, 1 int8, 2 int16 activations x 8-bit weights, 3 int16 x int16. Tile ``t`` starts at byte ``tbase[t]`` of ``A``
     (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0: drop)."""
     nkc = koff.shape[0]
     npairs = tbase.shape[0] // 2
     npan = (N + pan_w - 1) // pan_w
     ngr = (npairs + pairs_per_task - 1) // pairs_per_task
     ngp = (npan + pans_per_task - 1) // pans_per_task
-    pan_bytes = nkc * _PANEL * 2     # bytes of packed weights per panel (2 tiles of 16 channels, or lo + hi)
+    # bytes of packed weights per panel and chunk: 2 tiles (16 + 16 channels, or lo + hi), 4 for fam 3
+    pan_bytes = nkc * _PANEL * (4 if fam == 3 else 2)
+    per_ep = 1 if fam == 3 else 2
     for task in prange(ngr * ngp):
         g = task // ngp
         gp = task % ngp
@@ -292,7 +332,7 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
         # the whole group's accumulators, then one epilogue: the tile stores are long retired
         # when the vector loads read them, and the epilogue runs over many rows per call
         T = np.empty(rows * 64, np.int32)
-        T64 = np.empty(rows * 64 if fam == 2 else 1, np.int64)
+        T64 = np.empty(rows * 64 if fam >= 2 else 1, np.int64)
         R = np.empty(16, np.int32)
         orow = torow[32 * pr0: 32 * pr1]
         _tcfg(cfg)
@@ -300,8 +340,8 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
         pend = min(npan, (gp + 1) * pans_per_task)
         # two panels per epilogue (T columns 0..31 and 32..63): whole 64-channel rows are
         # requantized and stored at once
-        for p in range(gp * pans_per_task, pend, 2):
-            cnt = min(2, pend - p)
+        for p in range(gp * pans_per_task, pend, per_ep):
+            cnt = min(per_ep, pend - p)
             n0 = p * pan_w
             n1 = min(N, n0 + cnt * pan_w)
             # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
@@ -319,10 +359,18 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
                             _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                         elif fam == 1:
                             _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-                        else:
+                        elif fam == 2:
                             _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
                                     kb0 > 0)
-            if fam == 2:
+                        else:
+                            _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
+                                   kb0 > 0)
+            if fam == 3:
+                for r in range(rows):
+                    for c in range(16):
+                        T64[r * 64 + c] = (np.int64(T[r * 64 + 32 + c]) * 65536 + np.int64(T[r * 64 + 16 + c]) * 256
+                                           + T[r * 64 + c])
+            elif fam == 2:
                 for r in range(rows):
                     for j in range(cnt):
                         for c in range(16):
@@ -332,7 +380,7 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
                 clamped += vnni._epilogue_f32(T, 0, rows, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
                                               out, osize, R)
             else:
-                clamped += vnni._epilogue(T, T64, fam == 2, 0, rows, n0, n1, corr, orow, sn, out, osize, mode,
+                clamped += vnni._epilogue(T, T64, fam >= 2, 0, rows, n0, n1, corr, orow, sn, out, osize, mode,
                                           code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
         _trelease()
         clamps[task] = clamped
@@ -344,12 +392,14 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
 
 class AmxWeights:
     """Centred weights packed for AMX. ``bp`` bytes; ``colsum`` int64 per output channel;
-    ``maxabs`` max |w - zw|; ``wide`` True for the W8A16 (lo/hi) packing; ``n`` channels."""
+    ``maxabs`` max |w - zw|; ``wide`` True for 16-bit activations; ``w16`` True for 16-bit
+    weights (four byte packings); ``n`` channels."""
 
-    __slots__ = ("bp", "colsum", "maxabs", "wide", "n", "nkc")
+    __slots__ = ("bp", "colsum", "maxabs", "wide", "w16", "n", "nkc")
 
-    def __init__(self, bp, colsum, maxabs, wide, n, nkc):
+    def __init__(self, bp, colsum, maxabs, wide, n, nkc, w16=False):
         self.bp, self.colsum, self.maxabs, self.wide, self.n, self.nkc = bp, colsum, maxabs, wide, n, nkc
+        self.w16 = w16
 
 
 def pack_weights(wrows, kmap, wide):
@@ -388,9 +438,38 @@ def pack_weights(wrows, kmap, wide):
     return AmxWeights(bp, wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, wide, N, nkc)
 
 
-def fits_int32(K, x_bytes, signed, maxabs):
+def pack_weights16(wrows, kmap):
+    """Pack centred int16 weights for int16 activations (32 elements per chunk): per 16-channel
+    panel and chunk four tiles, row ``r`` holding per channel ``[lo(2r), 0, lo(2r+1), 0]``,
+    ``[hi(2r), 0, hi(2r+1), 0]``, ``[0, lo(2r), 0, lo(2r+1)]``, ``[0, hi(2r), 0, hi(2r+1)]`` with
+    ``lo = w & 0xFF`` (unsigned) and ``hi = w >> 8`` (signed): under the activations' low
+    bytes, then under their high bytes."""
+    wrows = np.asarray(wrows, np.int64)
+    E, N = wrows.shape
+    nkc = kmap.shape[0]
+    g = np.vstack([wrows, np.zeros((1, N), np.int64)])
+    G = g[np.where(kmap < 0, E, kmap)]                      # (nkc, 32, N)
+    npan = (N + 15) // 16
+    Gp = np.zeros((nkc, 32, npan * 16), np.int64)
+    Gp[:, :, :N] = G
+    te = Gp.reshape(nkc, 16, 2, npan, 16).transpose(3, 0, 1, 4, 2)   # panel, kc, r, j, e
+    lo = (te & 0xFF).astype(np.uint8)
+    hi = (te >> 8).astype(np.int8).view(np.uint8)
+    z = np.zeros((npan, nkc, 4, 16, 16, 4), np.uint8)               # panel, kc, packing, r, j, byte
+    for k, (part, off) in enumerate(((lo, 0), (hi, 0), (lo, 1), (hi, 1))):
+        z[:, :, k, :, :, off] = part[..., 0]
+        z[:, :, k, :, :, off + 2] = part[..., 1]
+    return AmxWeights(z.reshape(-1), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, True, N,
+                      nkc, w16=True)
+
+
+def fits_int32(K, x_bytes, signed, maxabs, w16=False):
     """True when no int32 tile accumulator can overflow: ``K * max|x as the tile sees it| *
-    max|w| <= 2**31 - 1`` (for 16-bit activations, each byte product sum separately)."""
+    max|w| <= 2**31 - 1`` (for 16-bit activations, each byte product sum separately; for
+    16-bit weights the largest byte product sum is ``K * 255 * 255``, the middle one ``2 K *
+    255 * 128``)."""
+    if w16:
+        return K * 255 * 255 <= _INT32_MAX
     xmax = 255 if (x_bytes == 2 or not signed) else 128
     return K * xmax * max(1, maxabs) <= _INT32_MAX
 
@@ -422,7 +501,7 @@ class Launch:
 
     def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize):
         dt = np.dtype(x_kernel_dtype)
-        self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 2)
+        self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
         self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
         zeff = int(zx) - (32768 if self.flip16 else 0)
         corr = -zeff * aw.colsum
@@ -439,7 +518,7 @@ class Launch:
         self.stride, self.sn, self.aw = int(stride), int(sn), aw
         self.koff = np.ascontiguousarray(koff, np.int64)
         self.pan_w = 16 if aw.wide else 32
-        self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam != 2)
+        self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
 
     def __call__(self, a_bytes, at_bytes, out):
         if self.flip16:
@@ -485,6 +564,8 @@ def _weights(owner, key, centred_rows, kmap, wide):
     def build():
         wc = centred_rows()
         if wc.size and (wc.min() < -128 or wc.max() > 127):
+            if wide and wc.min() >= -32768 and wc.max() <= 32767:
+                return pack_weights16(wc, kmap)
             return None
         return pack_weights(wc, kmap, wide)
     return vnni._cached_pack(owner, key + ("amx",), build)
@@ -494,9 +575,9 @@ def _exact(x, zx, K, aw, bias, accum):
     """The VNNI path's accumulator check plus the int32 tile bound: None when the tiles do
     not apply, else whether the proof used only the dtype (the plan is then reusable)."""
     by_dtype = []
-    if aw is None or vnni._check_exact(x, zx, K, aw.maxabs, bias, accum, by_dtype) is None:
+    if aw is None or vnni._check_exact(x, zx, K, aw.maxabs, bias, accum, by_dtype, int32_lanes=False) is None:
         return None
-    if not fits_int32(K, x.dtype.itemsize, x.dtype == np.int8, aw.maxabs):
+    if not fits_int32(K, x.dtype.itemsize, x.dtype == np.int8, aw.maxabs, aw.w16):
         return None
     return not by_dtype
 

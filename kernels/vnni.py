@@ -1406,23 +1406,25 @@ def _x_data_bounds(x, zx):
     return centred, max(abs(lo), abs(hi))
 
 
-def _check_exact(x, zx, K, wmax, bias, accum, by_dtype=None):
+def _check_exact(x, zx, K, wmax, bias, accum, by_dtype=None, int32_lanes=True):
     """Bounds under which no running sum can leave the profile's accumulator (then the
     portable semantics are the exact sum, which the fast path computes). Returns the
     kernel-side activation bound, or None when the fast path does not apply. When the
     bounds had to be taken from the data (not from the dtype), ``by_dtype`` (a list) gets
-    False appended: a plan made for this ``x`` is then not valid for other data."""
+    False appended: a plan made for this ``x`` is then not valid for other data.
+    ``int32_lanes``: also require the VNNI instructions' int32 lane sums to fit (the AMX path
+    bounds its tiles itself)."""
     acc_max = min(accum.acc_max, 2 ** 62)
     bmax = int(np.abs(bias).max()) if bias is not None and bias.size else 0
     cx, kx = _x_bounds(x, zx)
-    if K * cx * wmax + bmax > acc_max or (x.dtype.itemsize == 2 and 2 * kx * wmax > _INT32_MAX):
+    if K * cx * wmax + bmax > acc_max or (int32_lanes and x.dtype.itemsize == 2 and 2 * kx * wmax > _INT32_MAX):
         if by_dtype is not None:
             by_dtype.append(False)
         cx, kx = _x_data_bounds(x, zx)
         if K * cx * wmax + bmax > acc_max:
             return None
     g = 4 if x.dtype.itemsize == 1 else 2
-    if g * kx * max(wmax, 1) > _INT32_MAX:
+    if int32_lanes and g * kx * max(wmax, 1) > _INT32_MAX:
         return None
     return kx
 

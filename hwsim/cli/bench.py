@@ -41,7 +41,8 @@ DESCRIPTION = (
     "Benchmark the integer kernels (requantization included) against NumPy float32 matmul, ONNX Runtime\n"
     "MatMulInteger/QLinearConv u8s8 and float32, torch (when installed) and the measured VNNI (and AMX)\n"
     "peak, all in one run. On AMX CPUs the VNNI kernels are measured beside the AMX ones (column VNNI).\n"
-    "Prints a table (GOP/s and ratios); --json writes it as JSON.\n"
+    "Prints a table (GOP/s and ratios); --json writes it as JSON. HWSIM_KERNEL_PATH=vnni|portable in the\n"
+    "environment restricts the kernels to that path (default auto: AMX, then VNNI, where the CPU has them).\n"
     "The machine should be otherwise idle: ratios are measured within this run.")
 
 #: (M, K, N)
