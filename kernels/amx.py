@@ -187,7 +187,7 @@ _CFG = _tile_config()
 # ---------------------------------------------------------------------------------------
 
 _PANEL = TILE_ROWS * CHUNK_BYTES   # bytes of one packed weight tile
-KBLOCK = 8                         # K-chunks per block: 8 x 2 KB of a panel's weights stay in L1
+KBLOCK = 12                        # at most this many K-chunks per block (2 KB of a panel's weights each, kept in L1)
 
 
 @njit(cache=True, nogil=True)
@@ -323,6 +323,8 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
     # bytes of packed weights per panel and chunk: 2 tiles (16 + 16 channels, or lo + hi), 4 for fam 3
     pan_bytes = nkc * _PANEL * (4 if fam == 3 else 2)
     per_ep = 1 if fam == 3 else 2
+    nkb = (nkc + KBLOCK - 1) // KBLOCK
+    kbs = (nkc + nkb - 1) // nkb      # balanced K blocks (9 chunks: one block of 9, not 8 + 1)
     for task in prange(ngr * ngp):
         g = task // ngp
         gp = task % ngp
@@ -348,8 +350,8 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
             # while the group's activation tiles stream past; C goes through T between blocks
             for j in range(cnt):
                 pb = (p + j) * pan_bytes
-                for kb0 in range(0, nkc, KBLOCK):
-                    kb1 = min(nkc, kb0 + KBLOCK)
+                for kb0 in range(0, nkc, kbs):
+                    kb1 = min(nkc, kb0 + kbs)
                     for pr in range(pr0, pr1):
                         t0 = 2 * pr
                         Aa = At if tsrc[t0] else A
@@ -599,48 +601,77 @@ def _aligned_rows(a2, rows, ld):
     return v
 
 
+def _shifted_chunks(K, isz, delta):
+    """K-chunks for rows that start ``delta`` bytes past a 64-byte boundary: chunk ``c`` is
+    the aligned 64 bytes at ``64 c - delta`` (one more chunk than unshifted); elements outside
+    ``0..K-1`` meet zero weights."""
+    epc = CHUNK_BYTES // isz
+    nkc = (K * isz + delta + CHUNK_BYTES - 1) // CHUNK_BYTES
+    koff = np.arange(nkc, dtype=np.int64) * CHUNK_BYTES - delta
+    e = (koff[:, None] // isz) + np.arange(epc, dtype=np.int64)[None, :]
+    return koff, np.where((e >= 0) & (e < K), e, -1)
+
+
 def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
-    """AMX plan for ``x (.., K) @ w (K, N)`` (see :func:`hwsim.kernels.vnni.gemm_plan`), or None."""
+    """AMX plan for ``x (.., K) @ w (K, N)`` (see :func:`hwsim.kernels.vnni.gemm_plan`), or None.
+
+    A tile row that straddles two cache lines costs two loads. Rows of a multiple of 64 bytes
+    that start ``delta`` bytes past a line (NumPy's buffers usually start 16 bytes past one) are
+    read as aligned chunks shifted by ``delta`` with a weight packing shifted to match (one more
+    chunk; the bytes before the first element and after the last lie in the same cache lines as
+    the buffer's own bytes). Other row lengths are copied into aligned rows when 4 or more
+    channel panels read them, and read in place otherwise."""
     from .params import KernelStats
     isz = x.dtype.itemsize
-    epc = CHUNK_BYTES // isz
-    koff, kmap = _chunks([(0, K, 0)], epc)
+    koff, kmap = _shifted_chunks(K, isz, 0)
     aw = _weights(owner, key, centred_rows, kmap, isz == 2)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
     if reusable is None:
         return None
     lda = K * isz
     ntile = (M + TILE_ROWS - 1) // TILE_ROWS
-    # a tile row split across two cache lines costs two loads: when A is read by 4 or more
-    # panels, rows are copied into 64-byte-aligned ones of a multiple of 64 bytes (the copy
-    # pays for itself; with fewer panels it measured slower than reading A in place)
-    copy = (N + 31) // 32 >= 4
-    pad = copy and lda % CHUNK_BYTES != 0
+    shiftable = lda % CHUNK_BYTES == 0
+    pad = not shiftable and (N + 31) // 32 >= 4
     ldp = -(-lda // CHUNK_BYTES) * CHUNK_BYTES if pad else lda
     tbase = np.arange(ntile, dtype=np.int64) * (TILE_ROWS * ldp)
     rows = np.arange(ntile * TILE_ROWS, dtype=np.int64)
     torow = np.where(rows < M, rows * N, -1)
-    # in place: tiles whose 64-byte reads run past the end of A read a copy of their rows
-    tail = tbase + (TILE_ROWS - 1) * ldp + koff[-1] + CHUNK_BYTES > M * ldp
+    # tiles with rows past M (or, unshifted, whose last reads pass the end of A) read a copy
+    # of their rows
+    reach = tbase + (TILE_ROWS - 1) * ldp + (ldp if shiftable else int(koff[-1]) + CHUNK_BYTES)
+    tail = (reach > M * ldp) | (tbase + TILE_ROWS * ldp > M * ldp) if shiftable else reach > M * ldp
     first = int(np.argmax(tail)) if tail.any() else ntile
     tsrc = tail.astype(np.uint8)
     tb = np.where(tail, tbase - first * TILE_ROWS * ldp, tbase)
-    at_len = (ntile - first) * TILE_ROWS * ldp + int(koff[-1]) + CHUNK_BYTES if first < ntile else CHUNK_BYTES
+    at_len = (ntile - first) * TILE_ROWS * ldp + 2 * CHUNK_BYTES
     out_dt = _out_dtype(rq, params.accum)
-    launch = Launch(tb, tsrc, torow, ldp, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
-                    osize=out_dt.itemsize)
+    # packings for the usual offsets, made now (the plan must not keep the weights alive):
+    # NumPy's large buffers start 16 bytes past a line, small ones at 0, 16, 32 or 48
+    deltas = (0,)
+    if shiftable:
+        deltas = (0, 16, 32, 48) if aw.bp.size <= (1 << 20) else (0, 16)
+    launches = {}
+    for d in deltas:
+        ko, km = (koff, kmap) if d == 0 else _shifted_chunks(K, isz, d)
+        a = aw if d == 0 else _weights(owner, key + (d,), centred_rows, km, isz == 2)
+        launches[d] = Launch(tb, tsrc, torow, ldp, ko, a, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
+                             osize=out_dt.itemsize)
 
     def fn(x_q, w_q, bias_q, pp):
         x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
         ab = x2.reshape(-1).view(np.uint8)
-        if pad or (copy and ab.ctypes.data % CHUNK_BYTES):
+        if pad:
             ab = _aligned_rows(ab.reshape(M, lda), ntile * TILE_ROWS, ldp)
-        at = np.zeros(at_len, np.uint8)
+        delta = ab.ctypes.data % CHUNK_BYTES if shiftable else 0
+        # the tail copy starts delta bytes past a line too, with room before it
+        raw = np.zeros(at_len + 2 * CHUNK_BYTES, np.uint8)
+        off = CHUNK_BYTES + (delta - raw.ctypes.data - CHUNK_BYTES) % CHUNK_BYTES
+        at = raw[off:off + at_len]
         if first < ntile:
             src = ab[first * TILE_ROWS * ldp: M * ldp]
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
-        clamped = launch(ab, at, out)
+        clamped = launches.get(delta, launches[0])(ab, at, out)
         return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
                                                    out_clamped=clamped)
     fn.reusable = reusable
@@ -700,7 +731,9 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)
-        buf = np.empty(alloc, np.uint8)
+        raw = np.empty(alloc + CHUNK_BYTES, np.uint8)
+        s0 = (-raw.ctypes.data) % CHUNK_BYTES      # 64-byte aligned: C % 64 == 0 puts every tile row on one line
+        buf = raw[s0:s0 + alloc]
         buf[total:] = 0
         xp = buf[:total].view(xx.dtype).reshape(NB, Hp, Wp, C)
         xp[:, :pt] = zx

@@ -1371,7 +1371,7 @@ def _memo_put(owner, key, value):
     k = (id(owner),) + key
     if len(_PACK_CACHE) > 1024:
         _PACK_CACHE.clear()
-    _PACK_CACHE[k] = (weakref.ref(owner, lambda _r, k=k: _PACK_CACHE.pop(k, None)), value)
+    _PACK_CACHE[k] = (weakref.ref(owner, lambda _r, k=k, c=_PACK_CACHE: c.pop(k, None)), value)
 
 
 def _family(xdt, wc_min, wc_max, is_int4):

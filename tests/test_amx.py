@@ -209,3 +209,30 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
         with _portable():
             ref = fn(x, w, bias, params)
         _same(plan(x, w, bias, params), ref)
+
+
+@pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.int16, np.int8),
+                                     (np.uint16, np.int16)])
+@pytest.mark.parametrize("delta", [0, 16, 32, 48, 8])
+@pytest.mark.parametrize("M", [48, 37])
+def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
+    """Rows of a multiple of 64 bytes starting ``delta`` bytes past a cache line: read as
+    aligned chunks with shifted weights (delta 8 has no shifted packing and reads in place)."""
+    rng = np.random.default_rng(delta + M)
+    K, N = 128, 40
+    isz = np.dtype(xdt).itemsize
+    raw = np.zeros(M * K * isz + 128, np.uint8)
+    s = (-raw.ctypes.data) % 64 + delta
+    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
+    x[...] = _rand(rng, xdt, (M, K), False)
+    assert x.ctypes.data % 64 == delta
+    w = _rand(rng, wdt, (K, N), False)
+    w.flags.writeable = False
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    acc = AccumParams(bits=64) if isz == 2 else AccumParams()
+    p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, False))
+    plan = vnni.gemm_plan(x, w, bias, p, amx=True)
+    assert plan.__module__.endswith(".amx")
+    with _portable():
+        ref = qgemm(x, w, bias, p)
+    _same(plan(x, w, bias, p), ref)
