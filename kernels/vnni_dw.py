@@ -480,162 +480,165 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
     rest = OW - 16 * full
     lo = amin - zy
     hi = amax - zy
-    for task in prange(NB * Cout * nrb):
-        b = task // (Cout * nrb)
-        r_ = task % (Cout * nrb)
-        co = r_ // nrb
-        rb = r_ % nrb
-        c = co // cmult
-        plane = (b * C + c) * H * W
-        ob = (b * Cout + co) * OH * OW
-        ix = _vload(idx, 0)
-        ix2 = _vload(idx, 16)
-        pv = _vsplat(zxrep)
-        fv = _vsplat(flip)
-        mv = _vsplat_f32(mf[co])
+    ntask = NB * Cout * nrb
+    nchunk = min(ntask, 64)     # tasks per parallel chunk share the row buffers (allocated once per chunk)
+    for chunk in prange(nchunk):
         R = np.empty(16, np.int32)
         A = np.empty(4 * nv * 16, np.int32)
-        w0 = _vsplat(wq[co, 0, 0])
-        w1 = _vsplat(wq[co, min(1, KH - 1), 0])
-        w2 = _vsplat(wq[co, min(2, KH - 1), 0])
-        g1 = min(1, G - 1)
-        u0 = _vsplat(wq[co, 0, g1])
-        u1 = _vsplat(wq[co, min(1, KH - 1), g1])
-        u2 = _vsplat(wq[co, min(2, KH - 1), g1])
-        full_init = np.int64(bias32[co])
-        for kh in range(KH):
-            full_init += rowc[co, kh]
-        ivf = _vsplat(full_init)
-        k = 0
-        oh_end = min(OH, rb * RB + RB)
-        oh = rb * RB
-        while oh < oh_end:
-            ih0 = oh * sh - pt
-            nr = 1
-            if fast3 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
-                # four output rows from six input rows
-                p0 = plane + ih0 * W
-                for v in range(nv):
-                    c0 = col0[v, 0]
-                    m = masks[v, 0]
-                    if m == _FULL64:
-                        x0 = _win8u(xb, p0 + c0, fv, flip, ix)
-                        x1 = _win8u(xb, p0 + W + c0, fv, flip, ix)
-                        x2 = _win8u(xb, p0 + 2 * W + c0, fv, flip, ix)
-                        x3 = _win8u(xb, p0 + 3 * W + c0, fv, flip, ix)
-                        x4 = _win8u(xb, p0 + 4 * W + c0, fv, flip, ix)
-                        x5 = _win8u(xb, p0 + 5 * W + c0, fv, flip, ix)
-                    else:
-                        x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
-                        x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
-                        x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
-                        x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
-                        x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
-                        x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
-                    a0 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2)
-                    a1 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2)
-                    a2 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2)
-                    a3 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2)
-                    if fuse and v < full:
-                        # ONNX Runtime epilogue straight from the registers (8-bit outputs)
-                        o = ob + oh * OW + 16 * v
-                        k += _epi_f32_8(a0, out, o, mv, lo, hi, zy)
-                        k += _epi_f32_8(a1, out, o + OW, mv, lo, hi, zy)
-                        k += _epi_f32_8(a2, out, o + 2 * OW, mv, lo, hi, zy)
-                        k += _epi_f32_8(a3, out, o + 3 * OW, mv, lo, hi, zy)
-                    else:
-                        _vstore(A, 16 * v, a0)
-                        _vstore(A, 16 * (nv + v), a1)
-                        _vstore(A, 16 * (2 * nv + v), a2)
-                        _vstore(A, 16 * (3 * nv + v), a3)
-                nr = 4
-                if fuse:
-                    for r in range(4 if rest else 0):
-                        f = _vcvt_mul(_vload(A, 16 * (r * nv + full)), mv)
-                        k += _vclamp_count(f, lo, hi, rest)
-                        _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
-                        for lane in range(rest):
-                            _put_i(out, ob + (oh + r) * OW + 16 * full + lane, R[lane], osize)
-                    oh += 4
-                    continue
-            elif fast16 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
-                # 16-bit 3x3: one load per input row, two vpermw (taps 0,1 and 2,3)
-                p0 = 2 * (plane + ih0 * W)
-                W2 = 2 * W
-                for v in range(nv):
-                    c0 = 2 * col0[v, 0]
-                    m = masks[v, 0]
-                    y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
-                    y1 = _win16(xb, p0 + W2 + c0, m, pv, fv, flip)
-                    y2 = _win16(xb, p0 + 2 * W2 + c0, m, pv, fv, flip)
-                    y3 = _win16(xb, p0 + 3 * W2 + c0, m, pv, fv, flip)
-                    y4 = _win16(xb, p0 + 4 * W2 + c0, m, pv, fv, flip)
-                    y5 = _win16(xb, p0 + 5 * W2 + c0, m, pv, fv, flip)
-                    l0, h0 = _vpermw(y0, ix), _vpermw(y0, ix2)
-                    l1, h1 = _vpermw(y1, ix), _vpermw(y1, ix2)
-                    l2, h2 = _vpermw(y2, ix), _vpermw(y2, ix2)
-                    l3, h3 = _vpermw(y3, ix), _vpermw(y3, ix2)
-                    l4, h4 = _vpermw(y4, ix), _vpermw(y4, ix2)
-                    l5, h5 = _vpermw(y5, ix), _vpermw(y5, ix2)
-                    _vstore(A, 16 * v, _dp6(ivf, l0, h0, l1, h1, l2, h2, w0, u0, w1, u1, w2, u2))
-                    _vstore(A, 16 * (nv + v), _dp6(ivf, l1, h1, l2, h2, l3, h3, w0, u0, w1, u1, w2, u2))
-                    _vstore(A, 16 * (2 * nv + v), _dp6(ivf, l2, h2, l3, h3, l4, h4, w0, u0, w1, u1, w2, u2))
-                    _vstore(A, 16 * (3 * nv + v), _dp6(ivf, l3, h3, l4, h4, l5, h5, w0, u0, w1, u1, w2, u2))
-                nr = 4
-            elif fast16 and ih0 >= 0 and ih0 + 2 * dh < H:
-                p0 = 2 * (plane + ih0 * W)
-                p1 = p0 + 2 * dh * W
-                p2 = p1 + 2 * dh * W
-                for v in range(nv):
-                    c0 = 2 * col0[v, 0]
-                    m = masks[v, 0]
-                    y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
-                    y1 = _win16(xb, p1 + c0, m, pv, fv, flip)
-                    y2 = _win16(xb, p2 + c0, m, pv, fv, flip)
-                    _vstore(A, 16 * v, _dp6(ivf, _vpermw(y0, ix), _vpermw(y0, ix2), _vpermw(y1, ix), _vpermw(y1, ix2),
-                                            _vpermw(y2, ix), _vpermw(y2, ix2), w0, u0, w1, u1, w2, u2))
-            elif fast3 and ih0 >= 0 and ih0 + 2 * dh < H:
-                p0 = plane + ih0 * W
-                p1 = p0 + dh * W
-                p2 = p1 + dh * W
-                for v in range(nv):
-                    c0 = col0[v, 0]
-                    m = masks[v, 0]
-                    a = _vdpbusd(ivf, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
-                    a = _vdpbusd(a, _win8(xb, p1 + c0, m, pv, fv, flip, ix), w1)
-                    a = _vdpbusd(a, _win8(xb, p2 + c0, m, pv, fv, flip, ix), w2)
-                    _vstore(A, 16 * v, a)
-            else:
-                # general: any KH, groups of taps, kernel rows in the padding skipped
-                init = np.int64(bias32[co])
-                kh0 = KH
-                kh1 = 0
-                for kh in range(KH):
-                    ih = ih0 + kh * dh
-                    if 0 <= ih < H:
-                        init += rowc[co, kh]
-                        kh0 = min(kh0, kh)
-                        kh1 = kh + 1
-                iv = _vsplat(init)
-                for v in range(nv):
-                    a = iv
-                    if fam16:
-                        for kh in range(kh0, kh1):
-                            rbase = (plane + (ih0 + kh * dh) * W) * 2
-                            for g in range(G):
-                                xv = _vxor(_vmload16(xb, rbase + 2 * col0[v, g], masks[v, g], pv), fv)
-                                a = _vdpwssd(a, _vpermw(xv, ix), _vsplat(wq[co, kh, g]))
-                    else:
-                        for kh in range(kh0, kh1):
-                            rbase = plane + (ih0 + kh * dh) * W
-                            for g in range(G):
-                                a = _vdpbusd(a, _win8(xb, rbase + col0[v, g], masks[v, g], pv, fv, flip, ix),
-                                             _vsplat(wq[co, kh, g]))
-                    _vstore(A, 16 * v, a)
-            k += _epi_rows(A, nr, nv, OW, out, ob + oh * OW, osize, mode, code, mv, mult[co], m0s[co], shift[co],
-                           bterm[co], zy, amin, amax, rnd, vec, R)
-            oh += nr
-        clamps[task] = k
+        for task in range(chunk * ntask // nchunk, (chunk + 1) * ntask // nchunk):
+            b = task // (Cout * nrb)
+            r_ = task % (Cout * nrb)
+            co = r_ // nrb
+            rb = r_ % nrb
+            c = co // cmult
+            plane = (b * C + c) * H * W
+            ob = (b * Cout + co) * OH * OW
+            ix = _vload(idx, 0)
+            ix2 = _vload(idx, 16)
+            pv = _vsplat(zxrep)
+            fv = _vsplat(flip)
+            mv = _vsplat_f32(mf[co])
+            w0 = _vsplat(wq[co, 0, 0])
+            w1 = _vsplat(wq[co, min(1, KH - 1), 0])
+            w2 = _vsplat(wq[co, min(2, KH - 1), 0])
+            g1 = min(1, G - 1)
+            u0 = _vsplat(wq[co, 0, g1])
+            u1 = _vsplat(wq[co, min(1, KH - 1), g1])
+            u2 = _vsplat(wq[co, min(2, KH - 1), g1])
+            full_init = np.int64(bias32[co])
+            for kh in range(KH):
+                full_init += rowc[co, kh]
+            ivf = _vsplat(full_init)
+            k = 0
+            oh_end = min(OH, rb * RB + RB)
+            oh = rb * RB
+            while oh < oh_end:
+                ih0 = oh * sh - pt
+                nr = 1
+                if fast3 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
+                    # four output rows from six input rows
+                    p0 = plane + ih0 * W
+                    for v in range(nv):
+                        c0 = col0[v, 0]
+                        m = masks[v, 0]
+                        if m == _FULL64:
+                            x0 = _win8u(xb, p0 + c0, fv, flip, ix)
+                            x1 = _win8u(xb, p0 + W + c0, fv, flip, ix)
+                            x2 = _win8u(xb, p0 + 2 * W + c0, fv, flip, ix)
+                            x3 = _win8u(xb, p0 + 3 * W + c0, fv, flip, ix)
+                            x4 = _win8u(xb, p0 + 4 * W + c0, fv, flip, ix)
+                            x5 = _win8u(xb, p0 + 5 * W + c0, fv, flip, ix)
+                        else:
+                            x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
+                            x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
+                            x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
+                            x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
+                            x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
+                            x5 = _win8(xb, p0 + 5 * W + c0, m, pv, fv, flip, ix)
+                        a0 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2)
+                        a1 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x1, w0), x2, w1), x3, w2)
+                        a2 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2)
+                        a3 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x3, w0), x4, w1), x5, w2)
+                        if fuse and v < full:
+                            # ONNX Runtime epilogue straight from the registers (8-bit outputs)
+                            o = ob + oh * OW + 16 * v
+                            k += _epi_f32_8(a0, out, o, mv, lo, hi, zy)
+                            k += _epi_f32_8(a1, out, o + OW, mv, lo, hi, zy)
+                            k += _epi_f32_8(a2, out, o + 2 * OW, mv, lo, hi, zy)
+                            k += _epi_f32_8(a3, out, o + 3 * OW, mv, lo, hi, zy)
+                        else:
+                            _vstore(A, 16 * v, a0)
+                            _vstore(A, 16 * (nv + v), a1)
+                            _vstore(A, 16 * (2 * nv + v), a2)
+                            _vstore(A, 16 * (3 * nv + v), a3)
+                    nr = 4
+                    if fuse:
+                        for r in range(4 if rest else 0):
+                            f = _vcvt_mul(_vload(A, 16 * (r * nv + full)), mv)
+                            k += _vclamp_count(f, lo, hi, rest)
+                            _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
+                            for lane in range(rest):
+                                _put_i(out, ob + (oh + r) * OW + 16 * full + lane, R[lane], osize)
+                        oh += 4
+                        continue
+                elif fast16 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
+                    # 16-bit 3x3: one load per input row, two vpermw (taps 0,1 and 2,3)
+                    p0 = 2 * (plane + ih0 * W)
+                    W2 = 2 * W
+                    for v in range(nv):
+                        c0 = 2 * col0[v, 0]
+                        m = masks[v, 0]
+                        y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
+                        y1 = _win16(xb, p0 + W2 + c0, m, pv, fv, flip)
+                        y2 = _win16(xb, p0 + 2 * W2 + c0, m, pv, fv, flip)
+                        y3 = _win16(xb, p0 + 3 * W2 + c0, m, pv, fv, flip)
+                        y4 = _win16(xb, p0 + 4 * W2 + c0, m, pv, fv, flip)
+                        y5 = _win16(xb, p0 + 5 * W2 + c0, m, pv, fv, flip)
+                        l0, h0 = _vpermw(y0, ix), _vpermw(y0, ix2)
+                        l1, h1 = _vpermw(y1, ix), _vpermw(y1, ix2)
+                        l2, h2 = _vpermw(y2, ix), _vpermw(y2, ix2)
+                        l3, h3 = _vpermw(y3, ix), _vpermw(y3, ix2)
+                        l4, h4 = _vpermw(y4, ix), _vpermw(y4, ix2)
+                        l5, h5 = _vpermw(y5, ix), _vpermw(y5, ix2)
+                        _vstore(A, 16 * v, _dp6(ivf, l0, h0, l1, h1, l2, h2, w0, u0, w1, u1, w2, u2))
+                        _vstore(A, 16 * (nv + v), _dp6(ivf, l1, h1, l2, h2, l3, h3, w0, u0, w1, u1, w2, u2))
+                        _vstore(A, 16 * (2 * nv + v), _dp6(ivf, l2, h2, l3, h3, l4, h4, w0, u0, w1, u1, w2, u2))
+                        _vstore(A, 16 * (3 * nv + v), _dp6(ivf, l3, h3, l4, h4, l5, h5, w0, u0, w1, u1, w2, u2))
+                    nr = 4
+                elif fast16 and ih0 >= 0 and ih0 + 2 * dh < H:
+                    p0 = 2 * (plane + ih0 * W)
+                    p1 = p0 + 2 * dh * W
+                    p2 = p1 + 2 * dh * W
+                    for v in range(nv):
+                        c0 = 2 * col0[v, 0]
+                        m = masks[v, 0]
+                        y0 = _win16(xb, p0 + c0, m, pv, fv, flip)
+                        y1 = _win16(xb, p1 + c0, m, pv, fv, flip)
+                        y2 = _win16(xb, p2 + c0, m, pv, fv, flip)
+                        _vstore(A, 16 * v, _dp6(ivf, _vpermw(y0, ix), _vpermw(y0, ix2), _vpermw(y1, ix), _vpermw(y1, ix2),
+                                                _vpermw(y2, ix), _vpermw(y2, ix2), w0, u0, w1, u1, w2, u2))
+                elif fast3 and ih0 >= 0 and ih0 + 2 * dh < H:
+                    p0 = plane + ih0 * W
+                    p1 = p0 + dh * W
+                    p2 = p1 + dh * W
+                    for v in range(nv):
+                        c0 = col0[v, 0]
+                        m = masks[v, 0]
+                        a = _vdpbusd(ivf, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
+                        a = _vdpbusd(a, _win8(xb, p1 + c0, m, pv, fv, flip, ix), w1)
+                        a = _vdpbusd(a, _win8(xb, p2 + c0, m, pv, fv, flip, ix), w2)
+                        _vstore(A, 16 * v, a)
+                else:
+                    # general: any KH, groups of taps, kernel rows in the padding skipped
+                    init = np.int64(bias32[co])
+                    kh0 = KH
+                    kh1 = 0
+                    for kh in range(KH):
+                        ih = ih0 + kh * dh
+                        if 0 <= ih < H:
+                            init += rowc[co, kh]
+                            kh0 = min(kh0, kh)
+                            kh1 = kh + 1
+                    iv = _vsplat(init)
+                    for v in range(nv):
+                        a = iv
+                        if fam16:
+                            for kh in range(kh0, kh1):
+                                rbase = (plane + (ih0 + kh * dh) * W) * 2
+                                for g in range(G):
+                                    xv = _vxor(_vmload16(xb, rbase + 2 * col0[v, g], masks[v, g], pv), fv)
+                                    a = _vdpwssd(a, _vpermw(xv, ix), _vsplat(wq[co, kh, g]))
+                        else:
+                            for kh in range(kh0, kh1):
+                                rbase = plane + (ih0 + kh * dh) * W
+                                for g in range(G):
+                                    a = _vdpbusd(a, _win8(xb, rbase + col0[v, g], masks[v, g], pv, fv, flip, ix),
+                                                 _vsplat(wq[co, kh, g]))
+                        _vstore(A, 16 * v, a)
+                k += _epi_rows(A, nr, nv, OW, out, ob + oh * OW, osize, mode, code, mv, mult[co], m0s[co], shift[co],
+                               bterm[co], zy, amin, amax, rnd, vec, R)
+                oh += nr
+            clamps[task] = k
 
 
 _GEOM: dict = {}
