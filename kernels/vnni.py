@@ -1001,6 +1001,19 @@ def _acc_at(T, T64, blocked, i, c):
 
 @njit(cache=True, nogil=True)
 def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R):
+    """See :func:`_epilogue_f32_body`; the common cases (contiguous rows, 1- or 2-byte
+    outputs) are called with literal ``sn`` / ``osize`` so that Numba compiles them with the
+    store width and the row layout known (measured 3x faster than deciding per vector)."""
+    if sn == 1:
+        if osize == 1:
+            return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 1, R)
+        if osize == 2:
+            return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 2, R)
+    return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R)
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R):
     """ONNX Runtime scheme on 16 lanes at a time: a lane-wise transcription of
     :func:`hwsim.kernels.fixedpoint.scale_f32_rne` (float32 product, float clamp counted,
     rne) plus the zero point; int32 tile only, outputs of at most 16 bits (float32 bounds
@@ -1031,6 +1044,22 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
 @njit(cache=True, nogil=True)
 def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
               mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
+    """See :func:`_epilogue_body`; contiguous rows of 1- or 2-byte outputs are called with
+    literal ``sn`` / ``osize`` (compiled with the store width known)."""
+    if sn == 1 and mode == 1:
+        if osize == 1:
+            return _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, 1, out, 1, 1, code, mf, mult, m0s,
+                                  shift, bterm, zy, amin, amax, rnd)
+        if osize == 2:
+            return _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, 1, out, 2, 1, code, mf, mult, m0s,
+                                  shift, bterm, zy, amin, amax, rnd)
+    return _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize, mode, code, mf, mult, m0s,
+                          shift, bterm, zy, amin, amax, rnd)
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
+                   mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
     """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
     mode 0: ``out = acc``; mode 1: ``out = requantize_value(acc, ...)`` — the portable
     path's own per-element function (:mod:`hwsim.kernels.requant`). Output element
