@@ -404,6 +404,20 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
 
 
 @njit(inline="always")
+def _tail_f32(A, nr, nv, full, rest, OW, out, ob, mv, lo, hi, zy, R, osize):
+    """ONNX Runtime epilogue of the last, partial vector (``rest`` columns) of ``nr`` rows
+    held in the row buffer; returns the clamp count."""
+    k = 0
+    for r in range(nr if rest else 0):
+        f = _vcvt_mul(_vload(A, 16 * (r * nv + full)), mv)
+        k += _vclamp_count(f, lo, hi, rest)
+        _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
+        for lane in range(rest):
+            _put_i(out, ob + r * OW + 16 * full + lane, R[lane], osize)
+    return k
+
+
+@njit(inline="always")
 def _epi_f32_8(a, out, o, mv, lo, hi, zy):
     """ONNX Runtime epilogue of 16 accumulators to 16 one-byte outputs at ``o``; returns the clamp count."""
     f = _vcvt_mul(a, mv)
@@ -466,7 +480,8 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
 
     3 x 3 (any KW <= 4) with 8-bit inputs: interior rows without any padded kernel row take
     a specialised path, 4 output rows from 6 input rows at stride 1 (each window permuted
-    once, used by up to 3 rows). Accumulators of up to 4 rows go to a row buffer, then
+    once, used by up to 3 rows), 2 from 5 at stride 2; with the ONNX Runtime scheme and
+    8-bit outputs they requantize straight from the registers. Accumulators of up to 4 rows go to a row buffer, then
     through the fused epilogue (:func:`_epi_rows`).
     Tasks: (image, channel, block of ``RB`` output rows)."""
     Cout, KH, G = wq.shape
@@ -553,12 +568,7 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                             _vstore(A, 16 * (3 * nv + v), a3)
                     nr = 4
                     if fuse:
-                        for r in range(4 if rest else 0):
-                            f = _vcvt_mul(_vload(A, 16 * (r * nv + full)), mv)
-                            k += _vclamp_count(f, lo, hi, rest)
-                            _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
-                            for lane in range(rest):
-                                _put_i(out, ob + (oh + r) * OW + 16 * full + lane, R[lane], osize)
+                        k += _tail_f32(A, 4, nv, full, rest, OW, out, ob + oh * OW, mv, lo, hi, zy, R, osize)
                         oh += 4
                         continue
                 elif fast16 and unit and oh + 3 < oh_end and ih0 >= 0 and ih0 + 5 < H:
@@ -597,6 +607,31 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                         y2 = _win16(xb, p2 + c0, m, pv, fv, flip)
                         _vstore(A, 16 * v, _dp6(ivf, _vpermw(y0, ix), _vpermw(y0, ix2), _vpermw(y1, ix), _vpermw(y1, ix2),
                                                 _vpermw(y2, ix), _vpermw(y2, ix2), w0, u0, w1, u1, w2, u2))
+                elif fast3 and sh == 2 and dh == 1 and oh + 1 < oh_end and ih0 >= 0 and ih0 + 4 < H:
+                    # stride 2: two output rows from five input rows (the middle one is shared)
+                    p0 = plane + ih0 * W
+                    for v in range(nv):
+                        c0 = col0[v, 0]
+                        m = masks[v, 0]
+                        x0 = _win8(xb, p0 + c0, m, pv, fv, flip, ix)
+                        x1 = _win8(xb, p0 + W + c0, m, pv, fv, flip, ix)
+                        x2 = _win8(xb, p0 + 2 * W + c0, m, pv, fv, flip, ix)
+                        x3 = _win8(xb, p0 + 3 * W + c0, m, pv, fv, flip, ix)
+                        x4 = _win8(xb, p0 + 4 * W + c0, m, pv, fv, flip, ix)
+                        a0 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x0, w0), x1, w1), x2, w2)
+                        a1 = _vdpbusd(_vdpbusd(_vdpbusd(ivf, x2, w0), x3, w1), x4, w2)
+                        if fuse and v < full:
+                            o = ob + oh * OW + 16 * v
+                            k += _epi_f32_8(a0, out, o, mv, lo, hi, zy)
+                            k += _epi_f32_8(a1, out, o + OW, mv, lo, hi, zy)
+                        else:
+                            _vstore(A, 16 * v, a0)
+                            _vstore(A, 16 * (nv + v), a1)
+                    nr = 2
+                    if fuse:
+                        k += _tail_f32(A, 2, nv, full, rest, OW, out, ob + oh * OW, mv, lo, hi, zy, R, osize)
+                        oh += 2
+                        continue
                 elif fast3 and ih0 >= 0 and ih0 + 2 * dh < H:
                     p0 = plane + ih0 * W
                     p1 = p0 + dh * W
@@ -607,7 +642,14 @@ def _dw_rows(xb, NB, C, H, W, isz, fam16, flip, zxrep, idx, wq, rowc, bias32, cm
                         a = _vdpbusd(ivf, _win8(xb, p0 + c0, m, pv, fv, flip, ix), w0)
                         a = _vdpbusd(a, _win8(xb, p1 + c0, m, pv, fv, flip, ix), w1)
                         a = _vdpbusd(a, _win8(xb, p2 + c0, m, pv, fv, flip, ix), w2)
-                        _vstore(A, 16 * v, a)
+                        if fuse and v < full:
+                            k += _epi_f32_8(a, out, ob + oh * OW + 16 * v, mv, lo, hi, zy)
+                        else:
+                            _vstore(A, 16 * v, a)
+                    if fuse:
+                        k += _tail_f32(A, 1, nv, full, rest, OW, out, ob + oh * OW, mv, lo, hi, zy, R, osize)
+                        oh += 1
+                        continue
                 else:
                     # general: any KH, groups of taps, kernel rows in the padding skipped
                     init = np.int64(bias32[co])

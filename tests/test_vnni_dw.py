@@ -138,7 +138,8 @@ PAIRS = {  # bench pairs: x dtype, zx, weights
 
 @pytest.mark.parametrize("pair", list(PAIRS))
 @pytest.mark.parametrize("shape", [(1, 32, 112, 112, 1, 1), (2, 19, 17, 37, 1, 1), (1, 24, 30, 45, 2, 1),
-                                   (1, 8, 9, 16, 1, 0), (1, 5, 4, 3, 1, 2)])
+                                   (1, 8, 9, 16, 1, 0), (1, 5, 4, 3, 1, 2), (1, 16, 33, 64, 2, 1),
+                                   (2, 7, 7, 33, 2, 0), (1, 70, 7, 7, 1, 1)])
 def test_row_window_kernel_taken_and_exact(monkeypatch, pair, shape):
     NB, C, H, W, s, pad = shape
     xdt, zx, wk = PAIRS[pair]
