@@ -480,11 +480,10 @@ def fits_int32(K, x_bytes, signed, maxabs, w16=False):
 # Driver
 # ---------------------------------------------------------------------------------------
 
-def _task_grid(npairs, npan):
+def _task_grid(npairs, npan, threads):
     """(pairs per task, panels per task): row groups of at most 8 pairs (256 rows, whose
     activations stay in L2 across panels), split over panels when that gives too few tasks."""
-    from numba import get_num_threads
-    threads = max(1, get_num_threads())
+    threads = max(1, threads)
     ppt = max(1, min(8, npairs))
     ngr = (npairs + ppt - 1) // ppt
     want = 4 * threads
@@ -521,16 +520,23 @@ class Launch:
         self.koff = np.ascontiguousarray(koff, np.int64)
         self.pan_w = 16 if aw.wide else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
+        self.grids = {}     # thread count -> (pairs per task, panels per task, tasks)
 
     def __call__(self, a_bytes, at_bytes, out):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
         N = self.aw.n
-        npairs = self.tbase.shape[0] // 2
-        npan = (N + self.pan_w - 1) // self.pan_w
-        ppt, qpt = _task_grid(npairs, npan)
-        clamps = np.zeros(((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt), np.int64)
+        from numba import get_num_threads
+        threads = get_num_threads()
+        grid = self.grids.get(threads)
+        if grid is None:
+            npairs = self.tbase.shape[0] // 2
+            npan = (N + self.pan_w - 1) // self.pan_w
+            ppt, qpt = _task_grid(npairs, npan, threads)
+            grid = self.grids[threads] = (ppt, qpt, ((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt))
+        ppt, qpt, ntask = grid
+        clamps = np.zeros(ntask, np.int64)
         _run(self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.stride, self.koff, self.aw.bp, N,
              self.pan_w, ppt, qpt, self.corr, self.sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize,
              *self.args, clamps, self.vec, self.corr32, _CFG)
@@ -650,6 +656,7 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     deltas = (0,)
     if shiftable:
         deltas = (0, 16, 32, 48) if aw.bp.size <= (1 << 20) else (0, 16)
+    no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     launches = {}
     for d in deltas:
         ko, km = (koff, kmap) if d == 0 else _shifted_chunks(K, isz, d)
@@ -663,11 +670,12 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), ntile * TILE_ROWS, ldp)
         delta = ab.ctypes.data % CHUNK_BYTES if shiftable else 0
-        # the tail copy starts delta bytes past a line too, with room before it
-        raw = np.zeros(at_len + 2 * CHUNK_BYTES, np.uint8)
-        off = CHUNK_BYTES + (delta - raw.ctypes.data - CHUNK_BYTES) % CHUNK_BYTES
-        at = raw[off:off + at_len]
+        at = no_tail
         if first < ntile:
+            # the tail copy starts delta bytes past a line too, with room before it
+            raw = np.zeros(at_len + 2 * CHUNK_BYTES, np.uint8)
+            off = CHUNK_BYTES + (delta - raw.ctypes.data - CHUNK_BYTES) % CHUNK_BYTES
+            at = raw[off:off + at_len]
             src = ab[first * TILE_ROWS * ldp: M * ldp]
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
