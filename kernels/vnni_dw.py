@@ -1,12 +1,30 @@
 """Depthwise convolution fast path (AVX-512): :func:`depthwise_plan`.
 
-Split out of :mod:`hwsim.kernels.vnni` (which re-exports :func:`depthwise_plan`); it uses
-that module's zmm type, intrinsics, fused-store and planning helpers.
+Split out of :mod:`hwsim.kernels.vnni` (which forwards :func:`depthwise_plan` here); it uses
+that module's zmm type, intrinsics, fused stores and planning helpers.
 
-* One (image, channel) plane per task, 16 output columns per zmm; 8-bit inputs pair two
-  taps per ``vpdpwssd`` lane.
-* Requantization is fused: the portable path's per-element function
-  (:func:`hwsim.kernels.requant.requantize_value`); the ONNX Runtime scheme 16 lanes at a time.
+Two kernels, both NCHW in and out, both exact (the plan only offers them when no running
+sum can leave int32 or the profile's accumulator; then the portable semantics are the
+exact sum, computed here in int32 mod 2^32):
+
+* :func:`_dw_rows`, the row-window kernel (used whenever it applies): lane ``j`` of a zmm
+  is output column ``16 v + j`` of one output row. Each input row is read *in place* with
+  a masked load whose passthrough is the zero point (the padding columns), and one permute
+  (``vpermb``, AVX512-VBMI, for 8-bit inputs; ``vpermw`` for 16-bit ones) turns it into
+  the 16 sliding windows of 4 bytes / 2 int16, multiplied with ``vpdpbusd`` /
+  ``vpdpwssd`` by the packed kernel row. The zero point's share is a per-kernel-row
+  constant; signed 8-bit (unsigned 16-bit) inputs are flipped with an xor. 3x3 rows inside
+  the image take specialised paths (4 output rows from 6 input rows at stride 1, 2 from 5
+  at stride 2); others a general loop (any kernel size, stride, dilation that fit a
+  register). Needs int8 centred weights for 8-bit inputs (int16 for 16-bit ones).
+* :func:`_dw_run`, the plane kernel (the fallback): one zero-padded int32 copy of each
+  (image, channel) plane, 16 output columns per zmm.
+
+Requantization is fused: the portable path's per-element function
+(:func:`hwsim.kernels.requant.requantize_value`), with the ONNX Runtime scheme and TFLite
+int16x8 16 lanes at a time (lane-wise transcriptions of their
+:mod:`hwsim.kernels.fixedpoint` functions), so outputs and ``KernelStats`` (clamp counts)
+equal the portable path's. ``tests/test_vnni_dw.py`` checks this on random problems.
 """
 from __future__ import annotations
 
