@@ -179,3 +179,18 @@ def test_plane_kernel_when_weights_exceed_int8(monkeypatch):
     p = ConvParams(pads=(1,) * 4, groups=4, x_zero_point=7)
     assert _kernel(x, w, None, p) == "plane"
     _run(monkeypatch, conv2d_acc, x, w, None, p)
+
+
+def test_without_vbmi_8bit_falls_back_to_plane(monkeypatch):
+    """Without AVX512-VBMI (no vpermb) 8-bit inputs use the plane kernel; 16-bit ones keep
+    the row-window kernel (vpermw is AVX512BW)."""
+    monkeypatch.setattr(vnni_dw, "_has_vbmi", lambda: False)
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (6, 1, 3, 3)).astype(np.int8)
+    for xdt, zx in ((np.uint8, 3), (np.int16, -5)):
+        info = np.iinfo(xdt)
+        x = rng.integers(info.min, int(info.max) + 1, (1, 6, 10, 21)).astype(xdt)
+        acc = AccumParams(bits=64) if np.dtype(xdt).itemsize == 2 else AccumParams()
+        p = ConvParams(pads=(1,) * 4, groups=6, x_zero_point=zx, accum=acc)
+        assert _kernel(x, w, None, p) == ("plane" if xdt == np.uint8 else "rows")
+        _run(monkeypatch, conv2d_acc, x, w, None, p)
