@@ -14,8 +14,11 @@ panels of 64 output channels (cached for read-only weight arrays, i.e. constants
 * Convolution (groups = 1, any kernel size, stride, dilation, padding): implicit GEMM over a
   zero-point-padded NHWC copy of the input; each kernel tap is a byte offset of the 6
   pixel rows, no im2col is materialised.
-* Depthwise: one (image, channel) plane per task, 16 output columns per zmm; 8-bit inputs
-  pair two taps per ``vpdpwssd`` lane.
+* Depthwise (:mod:`hwsim.kernels.vnni_dw`): NCHW rows read in place with masked loads,
+  ``vpermb`` / ``vpermw`` sliding windows into ``vpdpbusd`` / ``vpdpwssd``, several output
+  rows per pass; a per-plane kernel for what that does not cover.
+* On CPUs with Intel AMX, :mod:`hwsim.kernels.amx` takes 8- and 16-bit-weight GEMM and dense
+  convolution first (the plans here try it when asked, ``amx=True``).
 * Requantization is fused: the tile's accumulators go straight through the portable path's
   per-element function (:func:`hwsim.kernels.requant.requantize_value`); the ONNX Runtime
   scheme runs 16 lanes at a time as a lane-wise transcription of
@@ -130,6 +133,20 @@ def _vbcast4(typingctx, arr, idx):
         x = builder.load(builder.bitcast(p, _I32.as_pointer()), align=1)
         v = builder.insert_element(ir.Constant(_V16, ir.Undefined), x, ir.Constant(_I32, 0))
         return builder.shuffle_vector(v, ir.Constant(_V16, ir.Undefined), ir.Constant(_V16, None))
+    return zmm(arr, idx), codegen
+
+
+@intrinsic
+def _vcol(typingctx, arr, idx):
+    """16 int32: elements ``idx + 64 * lane`` of a 1-D int32 array (one column of a tile
+    stored with rows of 64 int32), as 16 scalar loads into one register."""
+    def codegen(context, builder, sig, args):
+        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        v = ir.Constant(_V16, ir.Undefined)
+        for lane in range(16):
+            x = builder.load(builder.gep(p, [ir.Constant(ir.IntType(64), 64 * lane)]), align=4)
+            v = builder.insert_element(v, x, ir.Constant(_I32, lane))
+        return v
     return zmm(arr, idx), codegen
 
 
@@ -1009,7 +1026,41 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
             return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 1, R)
         if osize == 2:
             return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 2, R)
+    if osize == 1:
+        return _epilogue_f32_cols(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, 1, R)
+    if osize == 2:
+        return _epilogue_f32_cols(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, 2, R)
     return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R)
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_f32_cols(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R):
+    """:func:`_epilogue_f32_body` for channel-major outputs (NCHW, ``sn`` > 1): 16 rows whose
+    outputs are consecutive (``orow[m + i] = orow[m] + i``) go one channel at a time, the
+    tile column read into one register and stored as 16 consecutive outputs; other row
+    blocks go through the row-wise function."""
+    clamped = 0
+    m = m0
+    while m < m1:
+        mb = min(16, m1 - m)
+        o = orow[m]
+        run = mb == 16 and o >= 0
+        if run:
+            for i in range(1, 16):
+                if orow[m + i] != o + i:
+                    run = False
+                    break
+        if run:
+            base = (m - m0) * NR - n0
+            for n in range(n0, n1):
+                f = _vcvt_mul(_vadd(_vcol(T, base + n), _vsplat(corr32[n])), _vsplat_f32(mf[n]))
+                clamped += _vcount_out(f, lo, hi, 16)
+                _vput(out, o + n * sn, _vclamp_rint(f, lo, hi, zy), osize)
+        else:
+            clamped += _epilogue_f32_body(T[(m - m0) * NR:], m, m + mb, n0, n1, corr32, mf, lo, hi, zy, orow, sn,
+                                          out, osize, R)
+        m += mb
+    return clamped
 
 
 @njit(cache=True, nogil=True)
