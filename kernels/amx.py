@@ -480,11 +480,12 @@ def fits_int32(K, x_bytes, signed, maxabs, w16=False):
 # Driver
 # ---------------------------------------------------------------------------------------
 
-def _task_grid(npairs, npan, threads):
-    """(pairs per task, panels per task): row groups of at most 8 pairs (256 rows, whose
-    activations stay in L2 across panels), split over panels when that gives too few tasks."""
+def _task_grid(npairs, npan, threads, pair_bytes=0):
+    """(pairs per task, panels per task): row groups of at most 8 pairs whose activations
+    (``pair_bytes`` each) fit in about 128 KB of L2 across panels (1024^3: 4 pairs 2122 GOP/s,
+    8 pairs 1709 in one run), split over panels when that gives too few tasks."""
     threads = max(1, threads)
-    ppt = max(1, min(8, npairs))
+    ppt = max(1, min(8, npairs, max(2, (128 << 10) // max(1, pair_bytes))))
     ngr = (npairs + ppt - 1) // ppt
     want = 4 * threads
     if ngr >= want or npan == 1:
@@ -533,7 +534,7 @@ class Launch:
         if grid is None:
             npairs = self.tbase.shape[0] // 2
             npan = (N + self.pan_w - 1) // self.pan_w
-            ppt, qpt = _task_grid(npairs, npan, threads)
+            ppt, qpt = _task_grid(npairs, npan, threads, 2 * TILE_ROWS * self.stride)
             grid = self.grids[threads] = (ppt, qpt, ((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt))
         ppt, qpt, ntask = grid
         clamps = np.zeros(ntask, np.int64)
