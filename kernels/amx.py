@@ -45,8 +45,6 @@ True
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -790,19 +788,4 @@ def peak_gops(seconds=0.05):
     A = np.ones(2048, np.uint8)
     B = np.ones(2048, np.uint8)
     C = np.zeros(256, np.int32)
-    _peak_loop(_CFG, A, B, C, 16)
-    ops = 4 * TILE_ROWS * 16 * CHUNK_BYTES * 2
-    iters = 1000
-    while True:
-        t0 = time.perf_counter()
-        _peak_loop(_CFG, A, B, C, iters)
-        dt = time.perf_counter() - t0
-        if dt > seconds / 4:
-            break
-        iters *= 4
-    best = dt
-    for _ in range(4):
-        t0 = time.perf_counter()
-        _peak_loop(_CFG, A, B, C, iters)
-        best = min(best, time.perf_counter() - t0)
-    return ops * iters / best / 1e9
+    return vnni.loop_rate(lambda n: _peak_loop(_CFG, A, B, C, n), 4 * TILE_ROWS * 16 * CHUNK_BYTES * 2, seconds)

@@ -899,17 +899,15 @@ def _peak_w16(iters, seed):
 
 
 
-def peak_gops(fam="b8", seconds=0.05):
-    """Measure the peak of ``vpdpbusd`` ("b8", 128 int ops per instruction) or ``vpdpwssd``
-    ("w16", 64) on this core with a register-only loop; returns GOP/s (best of 5)."""
+def loop_rate(run, ops_per_iter, seconds=0.05):
+    """Ops per second of ``run(iters)`` (a register-only loop): iterations grown until one call
+    takes ``seconds / 5``, then the best of 5 calls. Returns GOP/s."""
     import time
-    fn = _peak_b8 if fam == "b8" else _peak_w16
-    ops_per_iter = 24 * (128 if fam == "b8" else 64)
-    fn(10, 1)
+    run(10)
     iters = 1000
     while True:
         t0 = time.perf_counter()
-        fn(iters, 1)
+        run(iters)
         dt = time.perf_counter() - t0
         if dt > seconds / 5:
             break
@@ -917,9 +915,16 @@ def peak_gops(fam="b8", seconds=0.05):
     best = dt
     for _ in range(4):
         t0 = time.perf_counter()
-        fn(iters, 1)
+        run(iters)
         best = min(best, time.perf_counter() - t0)
     return ops_per_iter * iters / best / 1e9
+
+
+def peak_gops(fam="b8", seconds=0.05):
+    """Measure the peak of ``vpdpbusd`` ("b8", 128 int ops per instruction) or ``vpdpwssd``
+    ("w16", 64) on this core with a register-only loop; returns GOP/s (best of 5)."""
+    fn = _peak_b8 if fam == "b8" else _peak_w16
+    return loop_rate(lambda n: fn(n, 1), 24 * (128 if fam == "b8" else 64), seconds)
 
 
 MB = 96   # rows per task: 16 register tiles reuse one weight panel
@@ -1534,6 +1539,24 @@ def _zw(zw, n):
     return z if z.size == n else None
 
 
+def plan_args(x, wa, bias, p, n):
+    """What every fast-path plan needs from the problem, ``(zw, bias64, requant, zx)`` for
+    ``n`` output channels, or None when no fast path takes it (pair-saturation emulation,
+    a non-integer bias, requantization or zero points of the wrong size or range)."""
+    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+        return None
+    zw = _zw(p.w_zero_point, n)
+    b64 = _bias64(bias, n)
+    rq = _requant_args(p.requant, n)
+    if zw is None or b64 is False or rq is False:
+        return None
+    zx = int(p.x_zero_point)
+    info = np.iinfo(x.dtype)
+    if not info.min <= zx <= info.max:
+        return None
+    return zw, b64, rq, zx
+
+
 def gemm_plan(x, w, bias, params, amx=False):
     """A callable ``fn(x_q, w_q, bias_q, p) -> (y, KernelStats)`` equal to the portable
     :func:`hwsim.kernels.qgemm` / ``gemm_acc`` for this problem, or None. With ``amx`` the
@@ -1550,17 +1573,10 @@ def gemm_plan(x, w, bias, params, amx=False):
     K, N = wa.shape
     if x.shape[-1] != K or K == 0 or N == 0:
         return None
-    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+    args = plan_args(x, wa, bias, p, N)
+    if args is None:
         return None
-    zw = _zw(p.w_zero_point, N)
-    b64 = _bias64(bias, N)
-    rq = _requant_args(p.requant, N)
-    if zw is None or b64 is False or rq is False:
-        return None
-    zx = int(p.x_zero_point)
-    info = np.iinfo(x.dtype)
-    if not info.min <= zx <= info.max:
-        return None
+    zw, b64, rq, zx = args
     key = ("gemm", wa.shape, str(wa.dtype), tuple(zw.tolist()), x.dtype.itemsize)
     lead = x.shape[:-1]
     M = int(np.prod(lead)) if lead else 1
@@ -1638,17 +1654,10 @@ def conv_plan(x, w, bias, params, amx=False):
     Cout, Cg, KH, KW = wa.shape
     if Cg != C or Cout == 0:
         return None
-    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+    args = plan_args(x, wa, bias, p, Cout)
+    if args is None:
         return None
-    zw = _zw(p.w_zero_point, Cout)
-    b64 = _bias64(bias, Cout)
-    rq = _requant_args(p.requant, Cout)
-    if zw is None or b64 is False or rq is False:
-        return None
-    zx = int(p.x_zero_point)
-    info = np.iinfo(x.dtype)
-    if not info.min <= zx <= info.max:
-        return None
+    zw, b64, rq, zx = args
     pt, pl, pbm, pr = p.pads
     (sh, sw), (dh, dw) = p.strides, p.dilations
     OH = (H + pt + pbm - dh * (KH - 1) - 1) // sh + 1

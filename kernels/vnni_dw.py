@@ -45,10 +45,8 @@ from .vnni import (
     _V64B,
     XOR8,
     XOR16,
-    _bias64,
     _cached_pack,
     _put,
-    _requant_args,
     _sst8,
     _sst16,
     _sst32,
@@ -73,7 +71,7 @@ from .vnni import (
     _weights_of,
     _x_bounds,
     _x_data_bounds,
-    _zw,
+    plan_args,
     zmm,
 )
 
@@ -837,17 +835,10 @@ def depthwise_plan(x, w, bias, params):
     Cout, Cg, KH, KW = wa.shape
     if Cg != 1 or p.groups != C or Cout % C:
         return None
-    if p.accum.pairwise_int16 and x.dtype == np.uint8 and wa.dtype == np.int8:
+    args = plan_args(x, wa, bias, p, Cout)
+    if args is None:
         return None
-    zw = _zw(p.w_zero_point, Cout)
-    b64 = _bias64(bias, Cout)
-    rq = _requant_args(p.requant, Cout)
-    if zw is None or b64 is False or rq is False:
-        return None
-    zx = int(p.x_zero_point)
-    info = np.iinfo(x.dtype)
-    if not info.min <= zx <= info.max:
-        return None
+    zw, b64, rq, zx = args
     wd = _cached_pack(wa.owner, ("dw", KH, KW, zw.tobytes()), lambda: _DwWeights(wa, zw, Cout, KH, KW))
     wmax = wd.wmax
     bmax = int(np.abs(b64).max()) if b64 is not None and b64.size else 0
