@@ -1114,6 +1114,30 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
 
 
 @njit(cache=True, nogil=True)
+def _epilogue_16x8_rows(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """TFLite 16x8 on int64 accumulators, rows contiguous: the same scalar function in a flat
+    loop over a row (values first, stores after) so LLVM can vectorise it; a function of its
+    own so that it is compiled apart from the other schemes' branches."""
+    clamped = 0
+    R = np.empty(NR, np.int64)
+    for m in range(m0, m1):
+        base = (m - m0) * NR - n0
+        o = orow[m]
+        if o < 0:
+            continue
+        for n in range(n0, n1):
+            r = fp.multiply_by_quantized_multiplier_16x8(T64[base + n] + corr[n], m0s[n], shift[n])
+            r = fp.wrap_int32(r + zy)
+            lo_hit = r < amin
+            hi_hit = r > amax
+            clamped += lo_hit | hi_hit
+            R[n - n0] = amin if lo_hit else (amax if hi_hit else r)
+        for n in range(n0, n1):
+            _put(out, o + n, R[n - n0], osize)
+    return clamped
+
+
+@njit(cache=True, nogil=True)
 def _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                    mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd):
     """Tile rows m0..m1 x channels n0..n1: ``acc = tile + corr[n]`` (int64), then
@@ -1156,24 +1180,7 @@ def _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                     clamped += k
         return clamped
     if sn == 1 and code == 5 and blocked:
-        # TFLite 16x8 on int64 accumulators, rows contiguous: the same scalar function in a
-        # flat loop over a row (values first, stores after) so LLVM can vectorise it
-        R = np.empty(NR, np.int64)
-        for m in range(m0, m1):
-            base = (m - m0) * NR - n0
-            o = orow[m]
-            if o < 0:
-                continue
-            for n in range(n0, n1):
-                r = fp.multiply_by_quantized_multiplier_16x8(T64[base + n] + corr[n], m0s[n], shift[n])
-                r = fp.wrap_int32(r + zy)
-                lo_hit = r < amin
-                hi_hit = r > amax
-                clamped += lo_hit | hi_hit
-                R[n - n0] = amin if lo_hit else (amax if hi_hit else r)
-            for n in range(n0, n1):
-                _put(out, o + n, R[n - n0], osize)
-        return clamped
+        return _epilogue_16x8_rows(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
     for n in range(n0, n1):
         o = n * sn
         for m in range(m0, m1):
