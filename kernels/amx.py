@@ -33,6 +33,9 @@ activation tiles and two weight tiles.
   the low bytes only (``tdpbusd``) or under the high bytes only (``tdpbssd``), so
   ``sum(x * w) = 256 * sum(hi * w) + sum(lo * w)`` without touching the activations (uint16
   ones are flipped to int16 first, ``x ^ 0x8000``, corrected exactly like the VNNI path).
+  16-bit weights with 16-bit activations (W16A16): four byte products (``tdpbuud`` low x low,
+  ``tdpbusd`` + ``tdpbsud`` for the two cross terms, ``tdpbssd`` high x high) combined as
+  ``C0 + 256 C1 + 65536 C2`` in int64.
 * The zero-point correction ``-zx * colsum(w)`` and the bias are added in the epilogue, which
   is the VNNI path's (:func:`hwsim.kernels.vnni._epilogue`, the portable requantization
   function per element, or the 16-lane ONNX Runtime float32 transcription).
