@@ -357,7 +357,11 @@ _vst32, _sst32 = _make_stores(32)
 _vst64, _sst64 = _make_stores(64)
 
 
-@njit(cache=True, nogil=True)
+# Inlined at Numba level (inline="always") into every kernel: they are called per vector with
+# an array argument, and a call that is not inlined increfs and decrefs that array (two
+# atomic operations), measured as ~40 % of the depthwise kernel's time.
+
+@njit(cache=True, nogil=True, inline="always")
 def _put(out, i, v, osize):
     """out (uint8 bytes) element ``i`` of ``osize`` bytes := v (two's complement truncation)."""
     if osize == 1:
@@ -370,7 +374,7 @@ def _put(out, i, v, osize):
         _sst64(out, i * 8, v)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _vput(out, i, r, osize):
     """16 consecutive elements ``i..i+15`` of ``osize`` bytes := the int32 lanes of r."""
     if osize == 1:

@@ -47,10 +47,6 @@ from .vnni import (
     XOR16,
     _cached_pack,
     _put,
-    _sst8,
-    _sst16,
-    _sst32,
-    _sst64,
     _vadd,
     _vclamp_rint,
     _vcount_out,
@@ -63,9 +59,6 @@ from .vnni import (
     _vsplat,
     _vsplat_f32,
     _vst8,
-    _vst16,
-    _vst32,
-    _vst64,
     _vstore,
     _vxor,
     _weights_of,
@@ -321,35 +314,9 @@ def _dw_run(xb, NB, C, H, W, isz, sgn, w, wpair, pairs, cmult, sh, sw, dh, dw, p
         clamps[task] = k
 
 
-# Numba-level inlining (inline="always") for everything called per vector with an array
-# argument: a call that is not inlined increfs and decrefs the array (two atomic operations),
-# which measured as ~40 % of the kernel's time.
-
-@njit(inline="always")
-def _put_i(out, i, v, osize):
-    """out (uint8 bytes) element ``i`` of ``osize`` bytes := v (vnni._put, inlined)."""
-    if osize == 1:
-        _sst8(out, i, v)
-    elif osize == 2:
-        _sst16(out, i * 2, v)
-    elif osize == 4:
-        _sst32(out, i * 4, v)
-    else:
-        _sst64(out, i * 8, v)
-
-
-@njit(inline="always")
-def _vput_i(out, i, r, osize):
-    """16 elements ``i..i+15`` of ``osize`` bytes := the int32 lanes of r (vnni._vput, inlined)."""
-    if osize == 1:
-        _vst8(out, i, r)
-    elif osize == 2:
-        _vst16(out, i * 2, r)
-    elif osize == 4:
-        _vst32(out, i * 4, r)
-    else:
-        _vst64(out, i * 8, r)
-
+# Numba-level inlining (inline="always", as vnni._put / _vput) for everything called per
+# vector with an array argument: a call that is not inlined increfs and decrefs the array
+# (two atomic operations), which measured as ~40 % of the kernel's time.
 
 @njit(inline="always")
 def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, zy, amin, amax, rnd, vec, R):
@@ -376,13 +343,13 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
                 for v in range(full):
                     f = _vcvt_mul(_vload(A, base + 16 * v), mv)
                     k += _vclamp_count(f, lo, hi, 16)
-                    _vput_i(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy), osize)
+                    _vput(out, o + 16 * v, _vclamp_rint(f, lo, hi, zy), osize)
             if rest:
                 f = _vcvt_mul(_vload(A, base + 16 * full), mv)
                 k += _vclamp_count(f, lo, hi, rest)
                 _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
                 for lane in range(rest):
-                    _put_i(out, o + 16 * full + lane, R[lane], osize)
+                    _put(out, o + 16 * full + lane, R[lane], osize)
     elif mode == 1 and code == 5:
         # TFLite int16x8, lane-wise (fp.multiply_by_quantized_multiplier_16x8, zero point, clamp)
         total = 15 - sh_
@@ -395,26 +362,26 @@ def _epi_rows(A, nr, nv, OW, out, ob, osize, mode, code, mv, mult, m0, sh_, bt, 
                 k += _vcount_outi(q, amin, amax, valid)
                 q = _vclampi(q, amin, amax)
                 if valid == 16:
-                    _vput_i(out, o + 16 * v, q, osize)
+                    _vput(out, o + 16 * v, q, osize)
                 else:
                     _vstore(R, 0, q)
                     for lane in range(valid):
-                        _put_i(out, o + 16 * v + lane, R[lane], osize)
+                        _put(out, o + 16 * v + lane, R[lane], osize)
     elif mode == 0:
         for r in range(nr):
             base = r * nv * 16
             o = ob + r * OW
             for v in range(full):
-                _vput_i(out, o + 16 * v, _vload(A, base + 16 * v), osize)
+                _vput(out, o + 16 * v, _vload(A, base + 16 * v), osize)
             for lane in range(rest):
-                _put_i(out, o + 16 * full + lane, A[base + 16 * full + lane], osize)
+                _put(out, o + 16 * full + lane, A[base + 16 * full + lane], osize)
     else:
         for r in range(nr):
             base = r * nv * 16
             o = ob + r * OW
             for j in range(OW):
                 v, kk = requantize_value(np.int64(A[base + j]), code, mult, m0, sh_, bt, zy, amin, amax, rnd)
-                _put_i(out, o + j, v, osize)
+                _put(out, o + j, v, osize)
                 k += kk
     return k
 
@@ -429,7 +396,7 @@ def _tail_f32(A, nr, nv, full, rest, OW, out, ob, mv, lo, hi, zy, R, osize):
         k += _vclamp_count(f, lo, hi, rest)
         _vstore(R, 0, _vclamp_rint(f, lo, hi, zy))
         for lane in range(rest):
-            _put_i(out, ob + r * OW + 16 * full + lane, R[lane], osize)
+            _put(out, ob + r * OW + 16 * full + lane, R[lane], osize)
     return k
 
 
