@@ -55,7 +55,7 @@ from numba.extending import intrinsic
 
 from . import cpu, vnni
 
-__all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "pack_weights16", "Launch", "run", "gemm_fn", "conv_fn", "peak_gops",
+__all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "pack_weights16", "Launch", "gemm_fn", "conv_fn", "peak_gops",
            "fits_int32"]
 
 TILE_ROWS = 16      # rows of every tile (activation rows / output pixels; C rows)
@@ -170,6 +170,22 @@ _tdpbuud = _make_dp("llvm.x86.tdpbuud")   # C(int32) += A(uint8) . B(uint8)
 _tdpbsud = _make_dp("llvm.x86.tdpbsud")   # C(int32) += A(int8) . B(uint8)
 
 
+@intrinsic(prefer_literal=True)
+def _tdpb8(typingctx, signed, c, a, b):
+    """``tdpbssd`` when the literal ``signed`` is true, else ``tdpbusd`` (int8 weights)."""
+    if not isinstance(signed, types.BooleanLiteral):
+        return None
+    lit = _literals(c, a, b)
+    if lit is None:
+        return None
+    name = "llvm.x86.tdpbssd" if signed.literal_value else "llvm.x86.tdpbusd"
+
+    def codegen(context, builder, sig, args):
+        builder.call(_decl(builder, name, [_I8, _I8, _I8]), [ir.Constant(_I8, v) for v in lit])
+        return context.get_dummy_value()
+    return types.none(signed, c, a, b), codegen
+
+
 def _tile_config():
     """palette 1; all eight tiles 16 rows x 64 bytes."""
     cfg = np.zeros(64, np.uint8)
@@ -207,42 +223,22 @@ def _c_init(T, init):
 
 
 @njit(cache=True, nogil=True)
-def _mk_u8(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
-    """uint8 activations x int8 weights (tdpbusd), K-chunks kc0..kc1; two 16-channel panels at
-    Bp[pb], Bp[pb + nkc * 1024]; C starts from T when ``init``."""
+def _mk_b8(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init, signed):
+    """8-bit activations x int8 weights, K-chunks kc0..kc1: ``tdpbssd`` for int8 activations
+    (``signed``, a literal: each value compiles its own kernel), ``tdpbusd`` for uint8; two
+    16-channel panels at Bp[pb], Bp[pb + nkc * 1024]; C starts from T when ``init``."""
     _c_init(T, init)
     pb1 = pb + nkc * _PANEL
     for kc in range(kc0, kc1):
         o = koff[kc]
         _tload(4, Aa, a0 + o, stride)
         _tload(6, Bp, pb + kc * _PANEL, 64)
-        _tdpbusd(0, 4, 6)
+        _tdpb8(signed, 0, 4, 6)
         _tload(7, Bp, pb1 + kc * _PANEL, 64)
-        _tdpbusd(1, 4, 7)
+        _tdpb8(signed, 1, 4, 7)
         _tload(5, Ab, a1 + o, stride)
-        _tdpbusd(2, 5, 6)
-        _tdpbusd(3, 5, 7)
-    _tstore(0, T, 0, 256)
-    _tstore(1, T, 16, 256)
-    _tstore(2, T, 16 * 64, 256)
-    _tstore(3, T, 16 * 64 + 16, 256)
-
-
-@njit(cache=True, nogil=True)
-def _mk_s8(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
-    """int8 activations x int8 weights (tdpbssd); layout as :func:`_mk_u8`."""
-    _c_init(T, init)
-    pb1 = pb + nkc * _PANEL
-    for kc in range(kc0, kc1):
-        o = koff[kc]
-        _tload(4, Aa, a0 + o, stride)
-        _tload(6, Bp, pb + kc * _PANEL, 64)
-        _tdpbssd(0, 4, 6)
-        _tload(7, Bp, pb1 + kc * _PANEL, 64)
-        _tdpbssd(1, 4, 7)
-        _tload(5, Ab, a1 + o, stride)
-        _tdpbssd(2, 5, 6)
-        _tdpbssd(3, 5, 7)
+        _tdpb8(signed, 2, 5, 6)
+        _tdpb8(signed, 3, 5, 7)
     _tstore(0, T, 0, 256)
     _tstore(1, T, 16, 256)
     _tstore(2, T, 16 * 64, 256)
@@ -359,9 +355,11 @@ def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_t
                         Ab = At if tsrc[t0 + 1] else A
                         Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
                         if fam == 0:
-                            _mk_u8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                            _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
+                                   False)
                         elif fam == 1:
-                            _mk_s8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+                            _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
+                                   True)
                         elif fam == 2:
                             _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
                                     kb0 > 0)
@@ -543,13 +541,6 @@ class Launch:
              self.pan_w, ppt, qpt, self.corr, self.sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize,
              *self.args, clamps, self.vec, self.corr32, _CFG)
         return int(clamps.sum())
-
-
-def run(a_bytes, at_bytes, tbase, tsrc, torow, stride, koff, aw, out, sn, *, x_kernel_dtype, zx, bias,
-        requant=None):
-    """Prepare and run once (see :class:`Launch`). Returns the clamp count."""
-    return Launch(tbase, tsrc, torow, stride, koff, aw, sn, x_kernel_dtype=x_kernel_dtype, zx=zx, bias=bias,
-                  requant=requant, osize=out.dtype.itemsize)(a_bytes, at_bytes, out)
 
 
 # ---------------------------------------------------------------------------------------
