@@ -24,12 +24,13 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
 from hwsim.errors import ConfigError
 
-__all__ = ["cpu_flags", "has_vnni", "has_amx", "kernel_path", "ENV_VAR", "PATHS"]
+__all__ = ["cpu_flags", "has_vnni", "has_amx", "kernel_path", "forced_path", "ENV_VAR", "PATHS"]
 
 ENV_VAR = "HWSIM_KERNEL_PATH"
 PATHS = ("auto", "vnni", "portable")
@@ -110,3 +111,27 @@ def kernel_path() -> str:
     if v == "auto" and has_amx():
         return "amx"
     return "vnni"
+
+
+@contextlib.contextmanager
+def forced_path(value: str):
+    """Within the block, ``HWSIM_KERNEL_PATH=value`` (one of :data:`PATHS`); restored after.
+
+    Example
+    -------
+    >>> from hwsim.kernels import cpu
+    >>> with cpu.forced_path("portable"):
+    ...     cpu.kernel_path()
+    'portable'
+    """
+    if value not in PATHS:
+        raise ConfigError(f"kernel path {value!r}: allowed values are {', '.join(PATHS)}")
+    old = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = old

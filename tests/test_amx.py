@@ -9,7 +9,6 @@ AMX plan's output and KernelStats with the portable kernel's bit for bit.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -22,19 +21,6 @@ from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, c
 
 pytestmark = pytest.mark.skipif(not cpu.has_amx(), reason="CPU or OS without AMX int8 tiles")
 SETTINGS = settings(max_examples=int(os.environ.get("HWSIM_AMX_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@contextmanager
-def _portable():
-    old = os.environ.get(cpu.ENV_VAR)
-    os.environ[cpu.ENV_VAR] = "portable"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(cpu.ENV_VAR)
-        else:
-            os.environ[cpu.ENV_VAR] = old
 
 
 def _rand(rng, dt, shape, extreme):
@@ -102,7 +88,7 @@ def test_gemm_amx_equals_portable(xdt, wk, M, K, N, extreme, pow2, seed):
             continue
         assert plan.__module__.endswith(".amx")
         got = plan(x, w, bias, params)
-        with _portable():
+        with cpu.forced_path("portable"):
             ref = fn(x, w, bias, params)
         _same(got, ref)
 
@@ -135,7 +121,7 @@ def test_conv_amx_equals_portable(xdt, wk, NB, C, H, W, Cout, k, s, pad, d, extr
             continue
         assert plan.__module__.endswith(".amx")
         got = plan(x, w, bias, params)
-        with _portable():
+        with cpu.forced_path("portable"):
             ref = fn(x, w, bias, params)
         _same(got, ref)
 
@@ -147,12 +133,9 @@ def test_auto_path_is_amx_and_vnni_path_is_not():
     p = GemmParams()
     assert cpu.kernel_path() == "amx"
     assert dispatch.fast_path("gemm", x=x, w=w, bias=None, params=p).__module__.endswith(".amx")
-    os.environ[cpu.ENV_VAR] = "vnni"
-    try:
+    with cpu.forced_path("vnni"):
         assert cpu.kernel_path() == "vnni"
         assert dispatch.fast_path("gemm", x=x, w=w, bias=None, params=p).__module__.endswith(".vnni")
-    finally:
-        os.environ.pop(cpu.ENV_VAR)
 
 
 def test_int32_tile_bound_declines():
@@ -178,7 +161,7 @@ def test_memoised_plan_reused_only_for_same_objects():
     p2 = GemmParams(x_zero_point=9)
     f2 = dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p2)
     assert f2 is not f1
-    with _portable():
+    with cpu.forced_path("portable"):
         ref = gemm_acc(x, w, b, p2)
     _same(f2(x, w, b, p2), ref)
     bw = b.copy()     # writeable bias: never remembered (its values could change)
@@ -206,7 +189,7 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
     for fn, params in ((gemm_acc, p), (qgemm, q)):
         plan = vnni.gemm_plan(x, w, bias, params, amx=True)
         assert plan.__module__.endswith(".amx")
-        with _portable():
+        with cpu.forced_path("portable"):
             ref = fn(x, w, bias, params)
         _same(plan(x, w, bias, params), ref)
 
@@ -233,6 +216,6 @@ def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
     p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, False))
     plan = vnni.gemm_plan(x, w, bias, p, amx=True)
     assert plan.__module__.endswith(".amx")
-    with _portable():
+    with cpu.forced_path("portable"):
         ref = qgemm(x, w, bias, p)
     _same(plan(x, w, bias, p), ref)

@@ -22,7 +22,6 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -180,19 +179,6 @@ def _threads(n):
             ctx.restore_original_limits()
 
 
-@contextmanager
-def _portable():
-    old = os.environ.get("HWSIM_KERNEL_PATH")
-    os.environ["HWSIM_KERNEL_PATH"] = "portable"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HWSIM_KERNEL_PATH", None)
-        else:
-            os.environ["HWSIM_KERNEL_PATH"] = old
-
-
 # ------------------------------------------------------------------------------------------
 # peers
 # ------------------------------------------------------------------------------------------
@@ -313,21 +299,6 @@ def _path_taken(case) -> str:
     return "amx" if fn.__module__.endswith(".amx") else "vnni"
 
 
-@contextmanager
-def _vnni_only():
-    """Temporarily leave AMX out (``HWSIM_KERNEL_PATH=vnni``), to measure the VNNI kernels beside it."""
-    from hwsim.kernels.cpu import ENV_VAR
-    old = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = "vnni"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = old
-
-
 def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=None) -> dict:
     """Run the whole suite; returns ``{"machine": ..., "peaks": ..., "rows": [...]}``."""
     from hwsim.kernels import cpu
@@ -407,12 +378,12 @@ def measure(quick=False, threads=(1, 2), min_time=None, with_portable=True, log=
                     row = {"kernel": case.kernel, "pair": case.pair, "shape": case.shape, "threads": nt,
                            "path": path, "gops": g}
                     if path == "amx":
-                        with _vnni_only():
+                        with cpu.forced_path("vnni"):
                             row["vnni_gops"] = _gops(case.ops, time_best(case.call, min_time))
                         if case.pair in ("W8A8", "W8A8s8", "W4A8"):
                             row["amx_peak_frac"] = g / (peaks["amx"] * nt)
                     if with_portable and path != "portable" and (not quick or case.pair == "W8A8"):
-                        with _portable():
+                        with cpu.forced_path("portable"):
                             row["portable_gops"] = _gops(case.ops, time_best(case.call, min_time, max_reps=5))
                     for name, pg in peer_g.items():
                         row[name + "_gops"] = pg
