@@ -736,12 +736,7 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
         s0 = (-raw.ctypes.data) % CHUNK_BYTES      # 64-byte aligned: C % 64 == 0 puts every tile row on one line
         buf = raw[s0:s0 + alloc]
         buf[total:] = 0
-        xp = buf[:total].view(xx.dtype).reshape(NB, Hp, Wp, C)
-        xp[:, :pt] = zx
-        xp[:, pt + H:] = zx
-        xp[:, :, :pl] = zx
-        xp[:, :, pl + W:] = zx
-        xp[:, pt:pt + H, pl:pl + W, :] = xx.transpose(0, 2, 3, 1)
+        vnni._to_nhwc(xx, pt, pl, Hp, Wp, C, zx, buf[:total].view(xx.dtype).reshape(NB, Hp, Wp, C))
         out = np.empty(NB * Cout * OHW, out_dt)
         clamped = launch(buf, at, out)
         return out.reshape(NB, Cout, OH, OW), KernelStats(macs=NB * OHW * Cout * K, acc_overflows=0,

@@ -1260,11 +1260,13 @@ _FAM = {"b8": 0, "b4": 1, "w16": 2}
 _INT32_MAX = 2 ** 31 - 1
 
 
-def _to_nhwc(x, pt, pl, Hp, Wp, Cp, pad):
+def _to_nhwc(x, pt, pl, Hp, Wp, Cp, pad, xp=None):
     """x (N, C, H, W) -> (N, Hp, Wp, Cp): border filled with ``pad``, extra channels 0
-    (NumPy's strided copy is the fastest transposition available here)."""
+    (NumPy's strided copy is the fastest transposition available here). Written into ``xp``
+    when given (an (N, Hp, Wp, Cp) array of x's dtype), else into a new array."""
     NB, C, H, W = x.shape
-    xp = np.empty((NB, Hp, Wp, Cp), x.dtype)
+    if xp is None:
+        xp = np.empty((NB, Hp, Wp, Cp), x.dtype)
     xp[:, :pt] = pad
     xp[:, pt + H:] = pad
     xp[:, :, :pl] = pad
