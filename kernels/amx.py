@@ -548,13 +548,16 @@ class Launch:
 # ---------------------------------------------------------------------------------------
 
 def _chunks(segments, epc):
-    """K-chunks of ``segments`` [(byte offset, elements, first weight row)]: (koff, kmap)."""
+    """K-chunks of ``segments`` [(byte offset, elements, first weight row)]: (koff, kmap).
+    Chunk ``j`` of a segment is the 64 bytes at ``offset + 64 j``; ``kmap`` gives the weight
+    row under each of its ``epc`` elements, negative (zero weight) past the segment or before
+    row 0."""
     koff, kmap = [], []
     for off, length, row0 in segments:
         for j in range((length + epc - 1) // epc):
             e = j * epc + np.arange(epc, dtype=np.int64)
             koff.append(off + j * CHUNK_BYTES)
-            kmap.append(np.where(e < length, row0 + e, -1))
+            kmap.append(np.where((e < length) & (row0 + e >= 0), row0 + e, -1))
     return np.asarray(koff, np.int64), np.asarray(kmap, np.int64).reshape(len(koff), epc)
 
 
@@ -601,14 +604,11 @@ def _aligned_rows(a2, rows, ld):
 
 
 def _shifted_chunks(K, isz, delta):
-    """K-chunks for rows that start ``delta`` bytes past a 64-byte boundary: chunk ``c`` is
-    the aligned 64 bytes at ``64 c - delta`` (one more chunk than unshifted); elements outside
-    ``0..K-1`` meet zero weights."""
-    epc = CHUNK_BYTES // isz
-    nkc = (K * isz + delta + CHUNK_BYTES - 1) // CHUNK_BYTES
-    koff = np.arange(nkc, dtype=np.int64) * CHUNK_BYTES - delta
-    e = (koff[:, None] // isz) + np.arange(epc, dtype=np.int64)[None, :]
-    return koff, np.where((e >= 0) & (e < K), e, -1)
+    """K-chunks for rows that start ``delta`` bytes past a 64-byte boundary: one segment that
+    starts ``delta`` bytes early, so chunk ``c`` is the aligned 64 bytes at ``64 c - delta``
+    (one more chunk than unshifted); the bytes before element 0 meet zero weights."""
+    lead = delta // isz
+    return _chunks([(-delta, K + lead, -lead)], CHUNK_BYTES // isz)
 
 
 def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
