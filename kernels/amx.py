@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
 from . import cpu, vnni
@@ -527,7 +527,6 @@ class Launch:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
         N = self.aw.n
-        from numba import get_num_threads
         threads = get_num_threads()
         grid = self.grids.get(threads)
         if grid is None:
