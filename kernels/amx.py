@@ -304,87 +304,119 @@ def _mk_ww(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
     _mk_ww_one(Ab, a1, stride, koff, kc0, kc1, Bp, pb, T[16 * 64:], init)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _run(fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
-         corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, clamps, vec, corr32,
-         cfg):
-    """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
-    activations), the task grid being groups of ``pairs_per_task`` pairs x ``pans_per_task``
-    panels. ``fam``: 0 uint8, 1 int8, 2 int16 activations x 8-bit weights, 3 int16 x int16. Tile ``t`` starts at byte ``tbase[t]`` of ``A``
-    (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0: drop)."""
+@njit(cache=True, nogil=True)
+def _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
+          corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
+    """Task ``task`` of the grid of :func:`_run`: its row group x its panels, K blocks, epilogue.
+    Returns its clamp count."""
     nkc = koff.shape[0]
     npairs = tbase.shape[0] // 2
     npan = (N + pan_w - 1) // pan_w
-    ngr = (npairs + pairs_per_task - 1) // pairs_per_task
     ngp = (npan + pans_per_task - 1) // pans_per_task
     # bytes of packed weights per panel and chunk: 2 tiles (16 + 16 channels, or lo + hi), 4 for fam 3
     pan_bytes = nkc * _PANEL * (4 if fam == 3 else 2)
     per_ep = 1 if fam == 3 else 2
     nkb = (nkc + KBLOCK - 1) // KBLOCK
     kbs = (nkc + nkb - 1) // nkb      # balanced K blocks (9 chunks: one block of 9, not 8 + 1)
-    for task in prange(ngr * ngp):
-        g = task // ngp
-        gp = task % ngp
-        pr0 = g * pairs_per_task
-        pr1 = min(npairs, pr0 + pairs_per_task)
-        rows = 32 * (pr1 - pr0)
-        # the whole group's accumulators, then one epilogue: the tile stores are long retired
-        # when the vector loads read them, and the epilogue runs over many rows per call
-        T = np.empty(rows * 64, np.int32)
-        T64 = np.empty(rows * 64 if fam >= 2 else 1, np.int64)
-        R = np.empty(16, np.int32)
-        orow = torow[32 * pr0: 32 * pr1]
-        _tcfg(cfg)
-        clamped = 0
-        pend = min(npan, (gp + 1) * pans_per_task)
-        # two panels per epilogue (T columns 0..31 and 32..63): whole 64-channel rows are
-        # requantized and stored at once
-        for p in range(gp * pans_per_task, pend, per_ep):
-            cnt = min(per_ep, pend - p)
-            n0 = p * pan_w
-            n1 = min(N, n0 + cnt * pan_w)
-            # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
-            # while the group's activation tiles stream past; C goes through T between blocks
-            for j in range(cnt):
-                pb = (p + j) * pan_bytes
-                for kb0 in range(0, nkc, kbs):
-                    kb1 = min(nkc, kb0 + kbs)
-                    for pr in range(pr0, pr1):
-                        t0 = 2 * pr
-                        Aa = At if tsrc[t0] else A
-                        Ab = At if tsrc[t0 + 1] else A
-                        Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
-                        if fam == 0:
-                            _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
-                                   False)
-                        elif fam == 1:
-                            _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
-                                   True)
-                        elif fam == 2:
-                            _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
-                                    kb0 > 0)
-                        else:
-                            _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
-                                   kb0 > 0)
-            if fam == 3:
-                for r in range(rows):
+    g = task // ngp
+    gp = task % ngp
+    pr0 = g * pairs_per_task
+    pr1 = min(npairs, pr0 + pairs_per_task)
+    rows = 32 * (pr1 - pr0)
+    # the whole group's accumulators, then one epilogue: the tile stores are long retired
+    # when the vector loads read them, and the epilogue runs over many rows per call
+    Traw = np.empty(rows * 64 + 16, np.int32)
+    T = Traw[((-Traw.ctypes.data) % 64) // 4:][:rows * 64]     # on a cache line, like every tile
+    T64 = np.empty(rows * 64 if fam >= 2 else 1, np.int64)
+    R = np.empty(16, np.int32)
+    orow = torow[32 * pr0: 32 * pr1]
+    _tcfg(cfg)
+    clamped = 0
+    pend = min(npan, (gp + 1) * pans_per_task)
+    # two panels per epilogue (T columns 0..31 and 32..63): whole 64-channel rows are
+    # requantized and stored at once
+    for p in range(gp * pans_per_task, pend, per_ep):
+        cnt = min(per_ep, pend - p)
+        n0 = p * pan_w
+        n1 = min(N, n0 + cnt * pan_w)
+        # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
+        # while the group's activation tiles stream past; C goes through T between blocks
+        for j in range(cnt):
+            pb = (p + j) * pan_bytes
+            for kb0 in range(0, nkc, kbs):
+                kb1 = min(nkc, kb0 + kbs)
+                for pr in range(pr0, pr1):
+                    t0 = 2 * pr
+                    Aa = At if tsrc[t0] else A
+                    Ab = At if tsrc[t0 + 1] else A
+                    Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
+                    if fam == 0:
+                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
+                               False)
+                    elif fam == 1:
+                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
+                               True)
+                    elif fam == 2:
+                        _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
+                                kb0 > 0)
+                    else:
+                        _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
+                               kb0 > 0)
+        if fam == 3:
+            for r in range(rows):
+                for c in range(16):
+                    T64[r * 64 + c] = (np.int64(T[r * 64 + 32 + c]) * 65536 + np.int64(T[r * 64 + 16 + c]) * 256
+                                       + T[r * 64 + c])
+        elif fam == 2:
+            for r in range(rows):
+                for j in range(cnt):
                     for c in range(16):
-                        T64[r * 64 + c] = (np.int64(T[r * 64 + 32 + c]) * 65536 + np.int64(T[r * 64 + 16 + c]) * 256
-                                           + T[r * 64 + c])
-            elif fam == 2:
-                for r in range(rows):
-                    for j in range(cnt):
-                        for c in range(16):
-                            T64[r * 64 + 16 * j + c] = (np.int64(T[r * 64 + 32 * j + 16 + c]) * 256
-                                                        + T[r * 64 + 32 * j + c])
-            if vec:
-                clamped += vnni._epilogue_f32(T, 0, rows, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
-                                              out, osize, R)
-            else:
-                clamped += vnni._epilogue(T, T64, fam >= 2, 0, rows, n0, n1, corr, orow, sn, out, osize, mode,
-                                          code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
-        _trelease()
-        clamps[task] = clamped
+                        T64[r * 64 + 16 * j + c] = (np.int64(T[r * 64 + 32 * j + 16 + c]) * 256
+                                                    + T[r * 64 + 32 * j + c])
+        if vec:
+            clamped += vnni._epilogue_f32(T, 0, rows, n0, n1, corr32, mf, amin - zy, amax - zy, zy, orow, sn,
+                                          out, osize, R)
+        else:
+            clamped += vnni._epilogue(T, T64, fam >= 2, 0, rows, n0, n1, corr, orow, sn, out, osize, mode,
+                                      code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
+    _trelease()
+    return clamped
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
+                  mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
+    clamped = 0
+    for task in prange(ntask):
+        clamped += _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+                         osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _run(threads, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
+         mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
+    """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
+    activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
+    parallel over ``threads`` (Numba's count, read in Python: read here it would keep the
+    function out of the cache), or in a plain loop on one thread (a parallel launch costs
+    about 2 us). ``fam``: 0 uint8, 1 int8, 2
+    int16 activations x 8-bit weights, 3 int16 x int16. Tile ``t`` starts at byte ``tbase[t]``
+    of ``A`` (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0:
+    drop). Returns the clamp count."""
+    npairs = tbase.shape[0] // 2
+    npan = (N + pan_w - 1) // pan_w
+    ppt, qpt = _task_grid(npairs, npan, threads, 2 * TILE_ROWS * stride)
+    ntask = ((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt)
+    if threads == 1 or ntask == 1:
+        clamped = 0
+        for task in range(ntask):
+            clamped += _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
+                             out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
+                             cfg)
+        return clamped
+    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+                         osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,6 +433,14 @@ class AmxWeights:
     def __init__(self, bp, colsum, maxabs, wide, n, nkc, w16=False):
         self.bp, self.colsum, self.maxabs, self.wide, self.n, self.nkc = bp, colsum, maxabs, wide, n, nkc
         self.w16 = w16
+
+
+def _aligned_copy(a):
+    """The bytes of ``a`` in C order, in a buffer starting on a cache line (see :func:`aligned_empty`)."""
+    a = np.asarray(a)
+    out = aligned_empty(a.nbytes)
+    out.view(a.dtype).reshape(a.shape)[...] = a
+    return out
 
 
 def pack_weights(wrows, kmap, wide):
@@ -435,8 +475,7 @@ def pack_weights(wrows, kmap, wide):
         z[:, :, 1, :, :, 1] = te[..., 0]
         z[:, :, 1, :, :, 3] = te[..., 1]
         bp = z
-    bp = np.ascontiguousarray(bp).reshape(-1).view(np.uint8)
-    return AmxWeights(bp, wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, wide, N, nkc)
+    return AmxWeights(_aligned_copy(bp), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, wide, N, nkc)
 
 
 def pack_weights16(wrows, kmap):
@@ -460,7 +499,7 @@ def pack_weights16(wrows, kmap):
     for k, (part, off) in enumerate(((lo, 0), (hi, 0), (lo, 1), (hi, 1))):
         z[:, :, k, :, :, off] = part[..., 0]
         z[:, :, k, :, :, off + 2] = part[..., 1]
-    return AmxWeights(z.reshape(-1), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, True, N,
+    return AmxWeights(_aligned_copy(z), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, True, N,
                       nkc, w16=True)
 
 
@@ -479,7 +518,8 @@ def fits_int32(K, x_bytes, signed, maxabs, w16=False):
 # Driver
 # ---------------------------------------------------------------------------------------
 
-def _task_grid(npairs, npan, threads, pair_bytes=0):
+@njit(cache=True, nogil=True)
+def _task_grid(npairs, npan, threads, pair_bytes):
     """(pairs per task, panels per task): row groups of at most 8 pairs whose activations
     (``pair_bytes`` each) fit in about 128 KB of L2 across panels (1024^3: 4 pairs 2122 GOP/s,
     8 pairs 1709 in one run), split over panels when that gives too few tasks."""
@@ -520,26 +560,14 @@ class Launch:
         self.koff = np.ascontiguousarray(koff, np.int64)
         self.pan_w = 16 if aw.wide else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
-        self.grids = {}     # thread count -> (pairs per task, panels per task, tasks)
 
     def __call__(self, a_bytes, at_bytes, out):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        N = self.aw.n
-        threads = get_num_threads()
-        grid = self.grids.get(threads)
-        if grid is None:
-            npairs = self.tbase.shape[0] // 2
-            npan = (N + self.pan_w - 1) // self.pan_w
-            ppt, qpt = _task_grid(npairs, npan, threads, 2 * TILE_ROWS * self.stride)
-            grid = self.grids[threads] = (ppt, qpt, ((npairs + ppt - 1) // ppt) * ((npan + qpt - 1) // qpt))
-        ppt, qpt, ntask = grid
-        clamps = np.zeros(ntask, np.int64)
-        _run(self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.stride, self.koff, self.aw.bp, N,
-             self.pan_w, ppt, qpt, self.corr, self.sn, out.reshape(-1).view(np.uint8), out.dtype.itemsize,
-             *self.args, clamps, self.vec, self.corr32, _CFG)
-        return int(clamps.sum())
+        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.stride, self.koff,
+                    self.aw.bp, self.aw.n, self.pan_w, self.corr, self.sn, out.reshape(-1).view(np.uint8),
+                    out.dtype.itemsize, *self.args, self.vec, self.corr32, _CFG)
 
 
 # ---------------------------------------------------------------------------------------
@@ -591,13 +619,27 @@ def _out_dtype(rq, accum):
     return np.dtype(rq[0].out_fmt.storage_dtype)
 
 
+def aligned_empty(nbytes):
+    """``nbytes`` uninitialised bytes starting on a 64-byte cache line. A tile row that
+    straddles two lines costs two loads: a tile load from L1 measured about 3 ns aligned
+    and 15-20 ns 16 bytes off a line."""
+    raw = np.empty(nbytes + CHUNK_BYTES, np.uint8)
+    s = (-raw.ctypes.data) % CHUNK_BYTES
+    return raw[s:s + nbytes]
+
+
+@njit(cache=True, nogil=True)
+def _line_offset(a):
+    """Bytes from the cache line's start to ``a``'s first byte (``a.ctypes.data`` costs 1.4 us
+    from Python, this 0.2)."""
+    return a.ctypes.data % CHUNK_BYTES
+
+
 def _aligned_rows(a2, rows, ld):
     """A copy of byte rows ``a2`` (M x L) in a 64-byte-aligned buffer of ``rows`` rows of ``ld``
     bytes (extra bytes and rows left as they are: they only meet zero weights or dropped rows)."""
     M, L = a2.shape
-    buf = np.empty(rows * ld + CHUNK_BYTES, np.uint8)
-    s = (-buf.ctypes.data) % CHUNK_BYTES
-    v = buf[s:s + rows * ld]
+    v = aligned_empty(rows * ld)
     v.reshape(rows, ld)[:M, :L] = a2
     return v
 
@@ -661,7 +703,7 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         ab = x2.reshape(-1).view(np.uint8)
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), ntile * TILE_ROWS, ldp)
-        delta = ab.ctypes.data % CHUNK_BYTES if shiftable else 0
+        delta = _line_offset(ab) if shiftable else 0
         at = no_tail
         if first < ntile:
             # the tail copy starts delta bytes past a line too, with room before it
@@ -731,9 +773,7 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)
-        raw = np.empty(alloc + CHUNK_BYTES, np.uint8)
-        s0 = (-raw.ctypes.data) % CHUNK_BYTES      # 64-byte aligned: C % 64 == 0 puts every tile row on one line
-        buf = raw[s0:s0 + alloc]
+        buf = aligned_empty(alloc)      # C % 64 == 0 puts every tile row on one line
         buf[total:] = 0
         vnni._to_nhwc(xx, pt, pl, Hp, Wp, C, zx, buf[:total].view(xx.dtype).reshape(NB, Hp, Wp, C))
         out = np.empty(NB * Cout * OHW, out_dt)

@@ -1031,6 +1031,11 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
     outputs) are called with literal ``sn`` / ``osize`` so that Numba compiles them with the
     store width and the row layout known (measured 3x faster than deciding per vector)."""
     if sn == 1:
+        if n1 - n0 == NR:
+            if osize == 1:
+                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1)
+            if osize == 2:
+                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 2)
         if osize == 1:
             return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 1, R)
         if osize == 2:
@@ -1040,6 +1045,39 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
     if osize == 2:
         return _epilogue_f32_cols(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, 2, R)
     return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R)
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize):
+    """:func:`_epilogue_f32_body` for whole rows of 64 contiguous outputs (``sn`` = 1, ``n1 -
+    n0`` = 64): the four vectors of correction and scale stay in registers across the rows and
+    each row is four straight-line vector steps (measured 0.2 ns per output through the
+    general loop, whose per-vector bounds and reloads cost more than the arithmetic)."""
+    c0 = _vload(corr32, n0)
+    c1 = _vload(corr32, n0 + 16)
+    c2 = _vload(corr32, n0 + 32)
+    c3 = _vload(corr32, n0 + 48)
+    s0 = _vload(mf, n0)
+    s1 = _vload(mf, n0 + 16)
+    s2 = _vload(mf, n0 + 32)
+    s3 = _vload(mf, n0 + 48)
+    clamped = 0
+    for m in range(m0, m1):
+        o = orow[m]
+        if o < 0:
+            continue
+        t = (m - m0) * NR
+        f0 = _vcvt_mul(_vadd(_vload(T, t), c0), s0)
+        f1 = _vcvt_mul(_vadd(_vload(T, t + 16), c1), s1)
+        f2 = _vcvt_mul(_vadd(_vload(T, t + 32), c2), s2)
+        f3 = _vcvt_mul(_vadd(_vload(T, t + 48), c3), s3)
+        clamped += (_vcount_out(f0, lo, hi, 16) + _vcount_out(f1, lo, hi, 16) + _vcount_out(f2, lo, hi, 16)
+                    + _vcount_out(f3, lo, hi, 16))
+        _vput(out, o + n0, _vclamp_rint(f0, lo, hi, zy), osize)
+        _vput(out, o + n0 + 16, _vclamp_rint(f1, lo, hi, zy), osize)
+        _vput(out, o + n0 + 32, _vclamp_rint(f2, lo, hi, zy), osize)
+        _vput(out, o + n0 + 48, _vclamp_rint(f3, lo, hi, zy), osize)
+    return clamped
 
 
 @njit(cache=True, nogil=True)
