@@ -48,6 +48,8 @@ True
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
@@ -305,16 +307,18 @@ def _mk_ww(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
 
 
 @njit(cache=True, nogil=True)
-def _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
+def _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
           corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Task ``task`` of the grid of :func:`_run`: its row group x its panels, K blocks, epilogue.
     Returns its clamp count."""
-    nkc = koff.shape[0]
+    nslot, nkc = koff.shape
     npairs = tbase.shape[0] // 2
     npan = (N + pan_w - 1) // pan_w
     ngp = (npan + pans_per_task - 1) // pans_per_task
-    # bytes of packed weights per panel and chunk: 2 tiles (16 + 16 channels, or lo + hi), 4 for fam 3
-    pan_bytes = nkc * _PANEL * (4 if fam == 3 else 2)
+    # bytes of packed weights per panel: per slot and chunk 2 tiles (16 + 16 channels, or lo + hi), 4 for fam 3
+    pan_bytes = nslot * nkc * _PANEL * (4 if fam == 3 else 2)
+    # a slot's first chunk within the panel, in tiles: 8-bit panels keep their two 16-channel halves apart
+    slot_tiles = nkc * (4 if fam == 3 else (2 if fam == 2 else 1))
     per_ep = 1 if fam == 3 else 2
     nkb = (nkc + KBLOCK - 1) // KBLOCK
     kbs = (nkc + nkb - 1) // nkb      # balanced K blocks (9 chunks: one block of 9, not 8 + 1)
@@ -342,7 +346,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pair
         # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
         # while the group's activation tiles stream past; C goes through T between blocks
         for j in range(cnt):
-            pb = (p + j) * pan_bytes
+            pbase = (p + j) * pan_bytes
             for kb0 in range(0, nkc, kbs):
                 kb1 = min(nkc, kb0 + kbs)
                 for pr in range(pr0, pr1):
@@ -350,18 +354,19 @@ def _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pair
                     Aa = At if tsrc[t0] else A
                     Ab = At if tsrc[t0 + 1] else A
                     Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
+                    sl = pslot[pr]
+                    ko = koff[sl]
+                    pb = pbase + sl * slot_tiles * _PANEL
                     if fam == 0:
-                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
-                               False)
+                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nslot * nkc, kb0, kb1, Bp, pb, Tp,
+                               kb0 > 0, False)
                     elif fam == 1:
-                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0,
-                               True)
+                        _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nslot * nkc, kb0, kb1, Bp, pb, Tp,
+                               kb0 > 0, True)
                     elif fam == 2:
-                        _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
-                                kb0 > 0)
+                        _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                     else:
-                        _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, koff, nkc, kb0, kb1, Bp, pb, Tp,
-                               kb0 > 0)
+                        _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
         if fam == 3:
             for r in range(rows):
                 for c in range(16):
@@ -384,17 +389,17 @@ def _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, pair
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
+def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
                   mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     clamped = 0
     for task in prange(ntask):
-        clamped += _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+        clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
     return clamped
 
 
 @njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
+def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
          mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
     activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
@@ -411,11 +416,11 @@ def _run(threads, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, co
     if threads == 1 or ntask == 1:
         clamped = 0
         for task in range(ntask):
-            clamped += _task(task, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
+            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
                              out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
                              cfg)
         return clamped
-    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
 
 
@@ -538,9 +543,14 @@ class Launch:
     """Everything of one fused run that does not depend on the activations, prepared once
     per plan: tiles (odd lists padded with a dropped copy of the last tile), the correction
     ``-zx * colsum(w) + bias``, the epilogue's arguments. ``launch(a_bytes, at_bytes, out)``
-    runs :func:`_run` and returns the clamp count."""
+    runs :func:`_run` and returns the clamp count.
 
-    def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize):
+    ``koff`` is one row of chunk offsets, or one per slot (``koff[s]``, all of one length)
+    when ``aw`` packs the weights once per slot (chunks of slot ``s`` at ``s * nkc``:
+    :func:`_slot_weights`); tile ``t`` uses slot ``tslot[t]`` (both tiles of a pair alike)."""
+
+    def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize,
+                 tslot=None):
         dt = np.dtype(x_kernel_dtype)
         self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
         self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
@@ -549,15 +559,21 @@ class Launch:
         if bias is not None:
             corr = corr + bias
         self.corr = np.ascontiguousarray(corr, dtype=np.int64)
+        if tslot is None:
+            tslot = np.zeros(tbase.shape[0], np.int64)
         if tbase.shape[0] % 2:
             tbase = np.append(tbase, tbase[-1])
             tsrc = np.append(tsrc, tsrc[-1])
+            tslot = np.append(tslot, tslot[-1])
             torow = np.append(torow, np.full(TILE_ROWS, -1, np.int64))
+        if np.any(tslot[0::2] != tslot[1::2]):
+            raise ValueError("both tiles of a pair must use the same weight slot")
+        self.pslot = np.ascontiguousarray(tslot[0::2], np.int64)
         self.tbase = np.ascontiguousarray(tbase, np.int64)
         self.tsrc = np.ascontiguousarray(tsrc, np.uint8)
         self.torow = np.ascontiguousarray(torow, np.int64)
         self.stride, self.sn, self.aw = int(stride), int(sn), aw
-        self.koff = np.ascontiguousarray(koff, np.int64)
+        self.koff = np.ascontiguousarray(np.atleast_2d(koff), np.int64)
         self.pan_w = 16 if aw.wide else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
 
@@ -565,8 +581,8 @@ class Launch:
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.stride, self.koff,
-                    self.aw.bp, self.aw.n, self.pan_w, self.corr, self.sn, out.reshape(-1).view(np.uint8),
+        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.pslot,
+                    self.stride, self.koff, self.aw.bp, self.aw.n, self.pan_w, self.corr, self.sn, out.reshape(-1).view(np.uint8),
                     out.dtype.itemsize, *self.args, self.vec, self.corr32, _CFG)
 
 
@@ -574,17 +590,23 @@ class Launch:
 # Plans: GEMM and convolution as tiles over activations read in place
 # ---------------------------------------------------------------------------------------
 
-def _chunks(segments, epc):
+def _chunks(segments, epc, isz=1):
     """K-chunks of ``segments`` [(byte offset, elements, first weight row)]: (koff, kmap).
     Chunk ``j`` of a segment is the 64 bytes at ``offset + 64 j``; ``kmap`` gives the weight
-    row under each of its ``epc`` elements, negative (zero weight) past the segment or before
-    row 0."""
+    row under each of its ``epc`` elements, negative (zero weight) past the segment.
+
+    A segment ``(offset, elements, row, lead)`` starts ``lead`` elements of ``isz`` bytes early
+    (at ``offset - lead * isz``, e.g. on a cache line): those bytes belong to other pixels or
+    rows and meet zero weights."""
     koff, kmap = [], []
-    for off, length, row0 in segments:
-        for j in range((length + epc - 1) // epc):
-            e = j * epc + np.arange(epc, dtype=np.int64)
+    for seg in segments:
+        off, length, row0 = seg[:3]
+        lead = seg[3] if len(seg) > 3 else 0
+        off -= lead * isz
+        for j in range((length + lead + epc - 1) // epc):
+            e = j * epc + np.arange(epc, dtype=np.int64) - lead
             koff.append(off + j * CHUNK_BYTES)
-            kmap.append(np.where((e < length) & (row0 + e >= 0), row0 + e, -1))
+            kmap.append(np.where((e >= 0) & (e < length), row0 + e, -1))
     return np.asarray(koff, np.int64), np.asarray(kmap, np.int64).reshape(len(koff), epc)
 
 
@@ -648,72 +670,131 @@ def _shifted_chunks(K, isz, delta):
     """K-chunks for rows that start ``delta`` bytes past a 64-byte boundary: one segment that
     starts ``delta`` bytes early, so chunk ``c`` is the aligned 64 bytes at ``64 c - delta``
     (one more chunk than unshifted); the bytes before element 0 meet zero weights."""
-    lead = delta // isz
-    return _chunks([(-delta, K + lead, -lead)], CHUNK_BYTES // isz)
+    return _chunks([(0, K, 0, delta // isz)], CHUNK_BYTES // isz, isz)
+
+
+def _period(ld):
+    """Rows after which rows ``ld`` bytes apart start at the same offset within a cache line
+    again (1, 2 or 4), or 0 when that takes more than 4 rows (``ld`` not a multiple of 16)."""
+    if ld % 16:
+        return 0
+    return CHUNK_BYTES // math.gcd(ld % CHUNK_BYTES, CHUNK_BYTES) if ld % CHUNK_BYTES else 1
+
+
+def _slot_weights(owner, key, centred_rows, shifted, wide):
+    """Weights packed once per slot for the chunkings ``shifted`` = [(koff, kmap)] (one per
+    slot), padded to one chunk count (extra chunks repeat the last offset under zero weights):
+    (AmxWeights or None, koff of shape (slots, chunks)). ``key`` must name the chunkings."""
+    nkc = max(k.shape[0] for k, _ in shifted)
+    koffs, kmaps = [], []
+    for k, m in shifted:
+        extra = nkc - k.shape[0]
+        koffs.append(np.concatenate([k, np.full(extra, k[-1], np.int64)]))
+        kmaps.append(np.vstack([m, np.full((extra, m.shape[1]), -1, np.int64)]))
+    aw = _weights(owner, key, centred_rows, np.vstack(kmaps), wide)
+    return aw, np.stack(koffs)
+
+
+def _row_tiles(M, ld, per):
+    """Tiles over ``M`` rows ``ld`` bytes apart, in blocks of ``32 * per`` rows: the pair of
+    tiles of class ``c`` in block ``b`` holds rows ``b * 32 per + c + per * i`` (i < 16, then
+    16 <= i < 32), so that with ``per`` = :func:`_period` every row of a tile starts at the same
+    offset within a cache line. Returns (tbase: first row's byte offset, rows: row index per
+    tile row, cls: class per tile, block: block per tile, stride between a tile's rows)."""
+    blk = 32 * per
+    nb = (M + blk - 1) // blk
+    b = np.arange(nb, dtype=np.int64)[:, None, None]
+    c = np.arange(per, dtype=np.int64)[None, :, None]
+    h = np.arange(2, dtype=np.int64)[None, None, :]
+    first = (b * blk + c + per * TILE_ROWS * h).reshape(-1)
+    rows = first[:, None] + per * np.arange(TILE_ROWS, dtype=np.int64)[None, :]
+    cls = np.broadcast_to(c, (nb, per, 2)).reshape(-1)
+    block = np.broadcast_to(b, (nb, per, 2)).reshape(-1)
+    return first * ld, rows.reshape(-1), cls, block, per * ld
 
 
 def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     """AMX plan for ``x (.., K) @ w (K, N)`` (see :func:`hwsim.kernels.vnni.gemm_plan`), or None.
 
-    A tile row that straddles two cache lines costs two loads. Rows of a multiple of 64 bytes
-    that start ``delta`` bytes past a line (NumPy's buffers usually start 16 bytes past one) are
-    read as aligned chunks shifted by ``delta`` with a weight packing shifted to match (one more
-    chunk; the bytes before the first element and after the last lie in the same cache lines as
-    the buffer's own bytes). Other row lengths are copied into aligned rows when 4 or more
-    channel panels read them, and read in place otherwise."""
+    A tile row that straddles two cache lines costs two loads (a tile load measured 3 ns on
+    one line, 15-20 ns across two). Rows are therefore read as 64-byte chunks aligned to the
+    cache lines, against weights packed with a matching shift:
+
+    * rows whose length is a multiple of 16 bytes start at offsets that repeat every ``per``
+      = 1, 2 or 4 rows (:func:`_period`); tiles take every ``per``-th row (:func:`_row_tiles`),
+      so all 16 rows of a tile start at one offset ``s`` within a line, and read the chunks
+      starting ``s`` bytes before the row with weights shifted by ``s`` (one slot of packed
+      weights per offset; the bytes before the first element and after the last lie in the
+      rows' own cache lines). The offsets depend on where NumPy put ``x`` (large buffers
+      usually 16 bytes past a line), so the plan prepares a launch per likely start offset
+      (12544 x 288 x 64: rows of 288 bytes, every second row aligned);
+    * other rows are copied into aligned rows when 4 or more channel panels read them, and
+      read in place otherwise.
+    """
     from .params import KernelStats
     isz = x.dtype.itemsize
-    koff, kmap = _shifted_chunks(K, isz, 0)
-    aw = _weights(owner, key, centred_rows, kmap, isz == 2)
+    wide = isz == 2
+    lda = K * isz
+    per = _period(lda)
+    if per and M < 64 * per:        # blocks of 32 * per rows: a few rows would fill a block with dropped rows
+        per = 1 if lda % CHUNK_BYTES == 0 else 0
+    pad = not per and (N + 31) // 32 >= 4
+    ldp = -(-lda // CHUNK_BYTES) * CHUNK_BYTES if pad else lda
+    tper = per or 1
+    tbase, rows, cls, block, stride = _row_tiles(M, ldp, tper)
+    torow = np.where(rows < M, rows * N, -1)
+    # blocks with rows past M (or, unshifted, whose last reads pass the end of A) read a copy
+    # of their rows
+    tile_rows = rows.reshape(-1, TILE_ROWS)
+    past = tile_rows.max(axis=1) >= M
+    if not per:
+        past |= tbase + (TILE_ROWS - 1) * stride + ldp + CHUNK_BYTES > M * ldp
+    first = int(block[past].min()) if past.any() else int(block.max()) + 1
+    tsrc = (block >= first).astype(np.uint8)
+    blk_bytes = 32 * tper * ldp
+    tb = np.where(tsrc == 1, tbase - first * blk_bytes, tbase)
+    at_len = (int(block.max()) + 1 - first) * blk_bytes + 2 * CHUNK_BYTES
+    out_dt = _out_dtype(rq, params.accum)
+    # slots: chunkings for the start offsets the rows can have (NumPy's large buffers start
+    # 16 bytes past a line, small ones at 0, 16, 32 or 48); made now, as the plan must not keep
+    # the weights alive
+    if per:
+        deltas = (0, 16, 32, 48) if K * N * isz <= (1 << 20) else (0, 16)
+        shifts = sorted({(d + c * lda) % CHUNK_BYTES for d in deltas for c in range(per)} | {0})
+    else:
+        deltas, shifts = (0,), [0]
+    aw, koff = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows,
+                             [_shifted_chunks(K, isz, sh) for sh in shifts], wide)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
     if reusable is None:
         return None
-    lda = K * isz
-    ntile = (M + TILE_ROWS - 1) // TILE_ROWS
-    shiftable = lda % CHUNK_BYTES == 0
-    pad = not shiftable and (N + 31) // 32 >= 4
-    ldp = -(-lda // CHUNK_BYTES) * CHUNK_BYTES if pad else lda
-    tbase = np.arange(ntile, dtype=np.int64) * (TILE_ROWS * ldp)
-    rows = np.arange(ntile * TILE_ROWS, dtype=np.int64)
-    torow = np.where(rows < M, rows * N, -1)
-    # tiles with rows past M (or, unshifted, whose last reads pass the end of A) read a copy
-    # of their rows
-    reach = tbase + (TILE_ROWS - 1) * ldp + (ldp if shiftable else int(koff[-1]) + CHUNK_BYTES)
-    tail = (reach > M * ldp) | (tbase + TILE_ROWS * ldp > M * ldp) if shiftable else reach > M * ldp
-    first = int(np.argmax(tail)) if tail.any() else ntile
-    tsrc = tail.astype(np.uint8)
-    tb = np.where(tail, tbase - first * TILE_ROWS * ldp, tbase)
-    at_len = (ntile - first) * TILE_ROWS * ldp + 2 * CHUNK_BYTES
-    out_dt = _out_dtype(rq, params.accum)
-    # packings for the usual offsets, made now (the plan must not keep the weights alive):
-    # NumPy's large buffers start 16 bytes past a line, small ones at 0, 16, 32 or 48
-    deltas = (0,)
-    if shiftable:
-        deltas = (0, 16, 32, 48) if aw.bp.size <= (1 << 20) else (0, 16)
-    no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     launches = {}
     for d in deltas:
-        ko, km = (koff, kmap) if d == 0 else _shifted_chunks(K, isz, d)
-        a = aw if d == 0 else _weights(owner, key + (d,), centred_rows, km, isz == 2)
-        launches[d] = Launch(tb, tsrc, torow, ldp, ko, a, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias, requant=rq,
-                             osize=out_dt.itemsize)
+        tslot = np.array([shifts.index((d + c * ldp) % CHUNK_BYTES) if per else 0 for c in range(tper)])[cls]
+        launches[d] = Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
+                             requant=rq, osize=out_dt.itemsize, tslot=tslot)
+    # any other start offset: every tile on slot 0 (unshifted chunks), exact wherever the rows start
+    fallback = launches[0] if not per else Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype,
+                                                  zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize)
+    no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
+    has_tail = bool(tsrc.any())
 
     def fn(x_q, w_q, bias_q, pp):
         x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
         ab = x2.reshape(-1).view(np.uint8)
         if pad:
-            ab = _aligned_rows(ab.reshape(M, lda), ntile * TILE_ROWS, ldp)
-        delta = _line_offset(ab) if shiftable else 0
+            ab = _aligned_rows(ab.reshape(M, lda), M, ldp)
+        delta = _line_offset(ab) if per else 0
         at = no_tail
-        if first < ntile:
+        if has_tail:
             # the tail copy starts delta bytes past a line too, with room before it
             raw = np.zeros(at_len + 2 * CHUNK_BYTES, np.uint8)
             off = CHUNK_BYTES + (delta - raw.ctypes.data - CHUNK_BYTES) % CHUNK_BYTES
             at = raw[off:off + at_len]
-            src = ab[first * TILE_ROWS * ldp: M * ldp]
+            src = ab[first * blk_bytes: M * ldp]
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
-        clamped = launches.get(delta, launches[0])(ab, at, out)
+        clamped = launches.get(delta, fallback)(ab, at, out)
         return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
                                                    out_clamped=clamped)
     fn.reusable = reusable
@@ -735,25 +816,28 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
         segs = [(kh * dh * Wp * pix, KW * C, kh * KW * C) for kh in range(KH)]
     else:
         segs = [((kh * dh * Wp + kw * dw) * pix, C, (kh * KW + kw) * C) for kh in range(KH) for kw in range(KW)]
-    koff, kmap = _chunks(segs, epc)
     K = C * KH * KW
-    aw = _weights(owner, key, centred_rows, kmap, isz == 2)
-    reusable = _exact(x, zx, K, aw, bias, params.accum)
-    if reusable is None:
-        return None
     OHW = OH * OW
     img = Hp * Wp * pix
     b = np.arange(NB, dtype=np.int64)
     r = np.arange(TILE_ROWS, dtype=np.int64)
+    tslot, per = None, 0
     if sh == 1 and sw == 1:
-        # whole images flattened over the padded width: rows one pixel apart
-        mp = np.arange(0, OH * Wp, TILE_ROWS, dtype=np.int64)
-        tbase = (b[:, None] * img + mp[None, :] * pix).reshape(-1)
-        m = mp[:, None] + r[None, :]
-        oh, ow = np.divmod(m, Wp)
+        # whole images flattened over the padded width: rows one pixel apart; pixels of a
+        # multiple of 16 bytes are tiled every per-th pixel (see gemm_fn), each segment read
+        # from its cache line with weights shifted to match
+        per = _period(pix)
+        if per and OH * Wp < 64 * per:
+            per = 1 if pix % CHUNK_BYTES == 0 else 0
+        first, m, cls, _, stride = _row_tiles(OH * Wp, pix, per or 1)
+        tbase = (b[:, None] * img + first[None, :]).reshape(-1)
+        oh, ow = np.divmod(m.reshape(-1, TILE_ROWS), Wp)
         o = np.where((oh < OH) & (ow < OW), oh * OW + ow, -1)
-        stride = pix
+        tshift = tbase % CHUNK_BYTES if per else np.zeros_like(tbase)
+        shifts = sorted(set(tshift.tolist()))
+        tslot = np.searchsorted(shifts, tshift)
     else:
+        shifts = [0]
         # one output row at a time: rows stride_w pixels apart
         ow0 = np.arange(0, OW, TILE_ROWS, dtype=np.int64)
         ohs = np.arange(OH, dtype=np.int64)
@@ -761,6 +845,13 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
         ow = ow0[:, None] + r[None, :]
         o = np.where(ow < OW, ohs[:, None, None] * OW + ow[None], -1).reshape(-1, TILE_ROWS)
         stride = sw * pix
+    # tiles of aligned rows (per > 0) read each segment from the start of its cache line
+    shifted = [_chunks([(off, n, row, ((sft + off) % CHUNK_BYTES) // isz if per else 0) for off, n, row in segs],
+                       epc, isz) for sft in shifts]
+    aw, koff = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows, shifted, isz == 2)
+    reusable = _exact(x, zx, K, aw, bias, params.accum)
+    if reusable is None:
+        return None
     o = np.broadcast_to(o.reshape(1, -1, TILE_ROWS), (NB, o.size // TILE_ROWS, TILE_ROWS))
     torow = np.where(o >= 0, b[:, None, None] * (Cout * OHW) + o, -1).reshape(-1)
     tsrc = np.zeros(tbase.shape[0], np.uint8)
@@ -769,7 +860,7 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
     at = np.zeros(CHUNK_BYTES, np.uint8)
     out_dt = _out_dtype(rq, params.accum)
     launch = Launch(tbase, tsrc, torow, stride, koff, aw, OHW, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
-                    requant=rq, osize=out_dt.itemsize)
+                    requant=rq, osize=out_dt.itemsize, tslot=tslot)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)

@@ -1155,6 +1155,399 @@ def _epilogue(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                           shift, bterm, zy, amin, amax, rnd)
 
 
+# ---------------------------------------------------------------------------------------
+# TFLite 16x8 epilogue, 8 int64 lanes per zmm: every value below is a Zmm whose 512 bits are
+# read as <8 x i64> (the intrinsics bitcast). The scalar twin is _epilogue_16x8_rows.
+#
+# Per channel n the scalar function computes, all in wrapping int64 (fp.wrap_int32 last):
+#     x = ((acc + corr[n]) * m + 2^(t-1)) >> t,   t = 15 - shift[n],   m = m0s[n] < 2^15
+# which is the same as ((acc * m) + C[n]) >> t with C[n] = corr[n] * m + 2^(t-1) (mod 2^64),
+# so the per-channel constant is folded once per call. For an int32 accumulator (or the lo /
+# hi int32 halves of the W8A16 pair, acc = hi * 256 + lo) the product is vpmuldq (signed
+# 32 x 32 -> 64, exact: |m|, |256 m| < 2^31) on the even int32 lanes and on the odd ones
+# shifted down: the two halves come back in channel order by interleaving their low dwords.
+# ---------------------------------------------------------------------------------------
+
+_I64 = ir.IntType(64)
+_V8Q = ir.VectorType(_I64, 8)
+_V16Q = ir.VectorType(_I64, 16)
+INT32_MIN = -2147483648
+INT32_MAX = 2147483647
+
+
+def _q(builder, v):
+    return builder.bitcast(v, _V8Q)
+
+
+def _qconst(k):
+    return ir.Constant(_V8Q, [k] * 8)
+
+
+@intrinsic
+def _vsplat64(typingctx, x):
+    """An int64 broadcast to 8 lanes."""
+    def codegen(context, builder, sig, args):
+        x = context.cast(builder, args[0], sig.args[0], types.int64)
+        v = builder.insert_element(ir.Constant(_V8Q, ir.Undefined), x, ir.Constant(_I32, 0))
+        v = builder.shuffle_vector(v, ir.Constant(_V8Q, ir.Undefined), ir.Constant(ir.VectorType(_I32, 8), None))
+        return builder.bitcast(v, _V16)
+    return zmm(x), codegen
+
+
+@intrinsic
+def _vld64_even(typingctx, arr, idx, n):
+    """8 int64: lane k = ``arr[idx + 2k]`` if ``2k < n`` else 0 (a masked load of 16
+    elements, lanes at or beyond ``n`` not read, then the even ones)."""
+    def codegen(context, builder, sig, args):
+        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        p = builder.bitcast(p, _I64.as_pointer())
+        n = context.cast(builder, args[2], sig.args[2], types.int64)
+        mt = ir.VectorType(ir.IntType(1), 16)
+        lanes = ir.Constant(_V16Q, list(range(16)))
+        nv = builder.insert_element(ir.Constant(_V16Q, ir.Undefined), n, ir.Constant(_I32, 0))
+        nv = builder.shuffle_vector(nv, ir.Constant(_V16Q, ir.Undefined), ir.Constant(_V16, None))
+        mask = builder.icmp_signed("<", lanes, nv)
+        fnty = ir.FunctionType(_V16Q, [p.type, _I32, mt, _V16Q])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v16i64.p0")
+        v = builder.call(fn, [p, ir.Constant(_I32, 8), mask, ir.Constant(_V16Q, None)])
+        e = builder.shuffle_vector(v, ir.Constant(_V16Q, ir.Undefined),
+                                   ir.Constant(ir.VectorType(_I32, 8), list(range(0, 16, 2))))
+        return builder.bitcast(e, _V16)
+    return zmm(arr, idx, n), codegen
+
+
+@intrinsic
+def _vld64_n(typingctx, arr, idx, n):
+    """8 int64: lane k = ``arr[idx + k]`` if ``k < n`` else 0 (masked load)."""
+    def codegen(context, builder, sig, args):
+        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        p = builder.bitcast(p, _I64.as_pointer())
+        n = context.cast(builder, args[2], sig.args[2], types.int64)
+        mt = ir.VectorType(ir.IntType(1), 8)
+        nv = builder.insert_element(ir.Constant(_V8Q, ir.Undefined), n, ir.Constant(_I32, 0))
+        nv = builder.shuffle_vector(nv, ir.Constant(_V8Q, ir.Undefined), ir.Constant(ir.VectorType(_I32, 8), None))
+        mask = builder.icmp_signed("<", ir.Constant(_V8Q, list(range(8))), nv)
+        fnty = ir.FunctionType(_V8Q, [p.type, _I32, mt, _V8Q])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v8i64.p0")
+        v = builder.call(fn, [p, ir.Constant(_I32, 8), mask, ir.Constant(_V8Q, None)])
+        return builder.bitcast(v, _V16)
+    return zmm(arr, idx, n), codegen
+
+
+def _make_q2(op, doc):
+    @intrinsic
+    def f(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(getattr(builder, op)(_q(builder, args[0]), _q(builder, args[1])), _V16)
+        return zmm(a, b), codegen
+    f.__doc__ = doc
+    return f
+
+
+_vadd64 = _make_q2("add", "Lane-wise wrapping int64 addition.")
+_vsub64 = _make_q2("sub", "Lane-wise wrapping int64 subtraction.")
+_vmul64 = _make_q2("mul", "Lane-wise wrapping int64 multiplication (vpmullq).")
+_vshl64 = _make_q2("shl", "Lane-wise int64 left shift by the lanes of b (0..63; vpsllvq).")
+_vsra64 = _make_q2("ashr", "Lane-wise int64 arithmetic right shift by the lanes of b (0..63; vpsravq).")
+
+
+@intrinsic
+def _vmuldq(typingctx, x, m, odd):
+    """8 int64: (int32 lane ``2k + odd`` of ``x``) * (int32 in the low half of int64 lane k
+    of ``m``), exact (vpmuldq; the odd lanes shifted down first). ``odd``: literal 0 or 1."""
+    if not isinstance(odd, types.IntegerLiteral):
+        return None
+    k = odd.literal_value
+
+    def codegen(context, builder, sig, args):
+        c32 = _qconst(32)
+        x = _q(builder, args[0])
+        x = builder.ashr(x, c32) if k else builder.ashr(builder.shl(x, c32), c32)
+        m = _q(builder, args[1])
+        m = builder.ashr(builder.shl(m, c32), c32)
+        return builder.bitcast(builder.mul(x, m), _V16)
+    return zmm(x, m, odd), codegen
+
+
+@intrinsic
+def _vlo32_eo(typingctx, e, o):
+    """16 int32: lane 2k = low half of int64 lane k of ``e``, lane 2k + 1 = that of ``o``
+    (int32 wraps; undoes the even / odd split of :func:`_vmuldq`)."""
+    def codegen(context, builder, sig, args):
+        idx = []
+        for k in range(8):
+            idx += [2 * k, 16 + 2 * k]
+        return builder.shuffle_vector(args[0], args[1], ir.Constant(_V16, idx))
+    return zmm(e, o), codegen
+
+
+@intrinsic
+def _vlo32_cat(typingctx, a, b):
+    """16 int32: the low halves of the 8 int64 lanes of ``a``, then those of ``b`` (int32 wraps)."""
+    def codegen(context, builder, sig, args):
+        return builder.shuffle_vector(args[0], args[1], ir.Constant(_V16, list(range(0, 32, 2))))
+    return zmm(a, b), codegen
+
+
+@intrinsic
+def _vmax32(typingctx, a, b):
+    """Lane-wise signed int32 maximum."""
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.icmp_signed(">", args[0], args[1]), args[0], args[1])
+    return zmm(a, b), codegen
+
+
+@intrinsic
+def _vmin32(typingctx, a, b):
+    """Lane-wise signed int32 minimum."""
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.icmp_signed("<", args[0], args[1]), args[0], args[1])
+    return zmm(a, b), codegen
+
+
+@intrinsic
+def _vcount_ne(typingctx, a, b, nvalid):
+    """Number of the first ``nvalid`` (0..16) int32 lanes where ``a`` and ``b`` differ."""
+    def codegen(context, builder, sig, args):
+        bits = builder.zext(builder.bitcast(builder.icmp_signed("!=", args[0], args[1]), ir.IntType(16)), _I64)
+        n = context.cast(builder, args[2], sig.args[2], types.int64)
+        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
+        return builder.call(fn, [bits])
+    return types.int64(a, b, nvalid), codegen
+
+
+def _make_mstore(width):
+    """A store of the first ``n`` (0..16) of 16 int32 lanes narrowed (or widened) to
+    ``width`` bits at a *byte* offset of a uint8 array; the other lanes' memory is not touched."""
+    vt = ir.VectorType(ir.IntType(width), 16)
+    mt = ir.VectorType(ir.IntType(1), 16)
+
+    @intrinsic
+    def mst(typingctx, arr, off, v, n):
+        def codegen(context, builder, sig, args):
+            p = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+            p = builder.bitcast(p, vt.as_pointer())
+            x = args[2]
+            if width < 32:
+                x = builder.trunc(x, vt)
+            elif width > 32:
+                x = builder.sext(x, vt)
+            n = builder.trunc(context.cast(builder, args[3], sig.args[3], types.int64), _I32)
+            nv = builder.insert_element(ir.Constant(_V16, ir.Undefined), n, ir.Constant(_I32, 0))
+            nv = builder.shuffle_vector(nv, ir.Constant(_V16, ir.Undefined), ir.Constant(_V16, None))
+            mask = builder.icmp_signed("<", ir.Constant(_V16, list(range(16))), nv)
+            fnty = ir.FunctionType(ir.VoidType(), [vt, p.type, _I32, mt])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v16i{width}.p0")
+            builder.call(fn, [x, p, ir.Constant(_I32, 1), mask])
+            return context.get_dummy_value()
+        return types.void(arr, off, v, n), codegen
+    return mst
+
+
+_vmst8 = _make_mstore(8)
+_vmst16 = _make_mstore(16)
+_vmst32 = _make_mstore(32)
+_vmst64 = _make_mstore(64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _vput_n(out, i, r, osize, n):
+    """Elements ``i..i+n-1`` (``n`` <= 16) of ``osize`` bytes := the first ``n`` int32 lanes of r."""
+    if osize == 1:
+        _vmst8(out, i, r, n)
+    elif osize == 2:
+        _vmst16(out, i * 2, r, n)
+    elif osize == 4:
+        _vmst32(out, i * 4, r, n)
+    else:
+        _vmst64(out, i * 8, r, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kfold(m, s, c):
+    """(m, C, t) from loaded multiplier ``m``, shift ``s`` and correction ``c`` lanes:
+    ``t = 15 - s``, ``C = c * m + 2^(t - 1)`` (wrapping int64)."""
+    one = _vsplat64(1)
+    t = _vsub64(_vsplat64(15), s)
+    return m, _vadd64(_vmul64(c, m), _vshl64(one, _vsub64(t, one))), t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kconst_eo(m0s, shift, corr, nb, valid, odd):
+    """Constants of the even (``odd`` = 0) or odd (1) channels of the 16 starting at ``nb``, of
+    which ``valid`` are real (the others get m = 0, shift = 0)."""
+    return _kfold(_vld64_even(m0s, nb + odd, valid - odd), _vld64_even(shift, nb + odd, valid - odd),
+                  _vld64_even(corr, nb + odd, valid - odd))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kconst_n(m0s, shift, corr, nb, valid):
+    """Constants of the 8 consecutive channels starting at ``nb``, of which ``valid`` are real."""
+    return _kfold(_vld64_n(m0s, nb, valid), _vld64_n(shift, nb, valid), _vld64_n(corr, nb, valid))
+
+
+@njit(cache=True, nogil=True)
+def _v16x8_ok(amin, amax):
+    """Whether the vector epilogues' int32 clamp is exact for these bounds: any ``amin <=
+    amax`` that meets the int32 range (the scalar results are int32, so the bounds can then be
+    cut to it); otherwise the callers use the scalar functions."""
+    return amin <= amax and amin <= INT32_MAX and amax >= INT32_MIN
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """TFLite 16x8 epilogue of the AMX W8A16 pair straight from its int32 tile sums, no int64
+    buffer: channel ``n0 + 16 j + c`` (``n1 - n0 <= 32``) of row ``m`` has ``acc = hi * 256 +
+    lo + corr[n]`` with ``lo = T[(m - m0) * 64 + 32 j + c]``, ``hi = T[(m - m0) * 64 + 32 j +
+    16 + c]``; output element ``(m, n)`` is ``out[orow[m] + n]`` (``osize`` bytes, little-endian
+    truncation), rows with ``orow[m] < 0`` skipped. Bit-exact with :func:`_epilogue_16x8_rows`
+    on the combined ``T64`` (``m0s`` < 2^15, ``shift`` in [-31, 14] as params.py enforces).
+    Returns the clamp count."""
+    if not _v16x8_ok(amin, amax):
+        return _epilogue_16x8_lohi_scalar(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
+    if osize == 1:
+        return _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, 1, m0s, shift, zy, amin, amax)
+    if osize == 2:
+        return _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, 2, m0s, shift, zy, amin, amax)
+    return _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
+
+
+@njit(cache=True, nogil=True)
+def _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """:func:`_epilogue_16x8_lohi` on vectors (bounds checked by the caller): per 16-channel
+    panel the constants stay in registers and the rows stream past."""
+    zv = _vsplat(zy)
+    lov = _vsplat(max(amin, INT32_MIN))
+    hiv = _vsplat(min(amax, INT32_MAX))
+    clamped = 0
+    for j in range((n1 - n0 + 15) // 16):
+        nb = n0 + 16 * j
+        valid = min(16, n1 - nb)
+        me, ce, te = _kconst_eo(m0s, shift, corr, nb, valid, 0)
+        mo, co, to = _kconst_eo(m0s, shift, corr, nb, valid, 1)
+        he = _vshl64(me, _vsplat64(8))
+        ho = _vshl64(mo, _vsplat64(8))
+        for m in range(m0, m1):
+            o = orow[m]
+            if o < 0:
+                continue
+            t = (m - m0) * NR + 32 * j
+            lo = _vload(T, t)
+            hi = _vload(T, t + 16)
+            e = _vadd64(_vadd64(_vmuldq(lo, me, 0), _vmuldq(hi, he, 0)), ce)
+            d = _vadd64(_vadd64(_vmuldq(lo, mo, 1), _vmuldq(hi, ho, 1)), co)
+            r = _vadd(_vlo32_eo(_vsra64(e, te), _vsra64(d, to)), zv)
+            c = _vmin32(_vmax32(r, lov), hiv)
+            clamped += _vcount_ne(c, r, valid)
+            if valid == 16:
+                _vput(out, o + nb, c, osize)
+            else:
+                _vput_n(out, o + nb, c, osize, valid)
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_16x8_lohi_scalar(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """Scalar twin of :func:`_epilogue_16x8_lohi` (same arguments): the combine of the AMX
+    driver and :func:`_epilogue_16x8_rows`'s arithmetic, element by element."""
+    clamped = 0
+    for m in range(m0, m1):
+        o = orow[m]
+        if o < 0:
+            continue
+        for n in range(n0, n1):
+            j = (n - n0) // 16
+            i = (m - m0) * NR + 32 * j + (n - n0) % 16
+            acc = np.int64(T[i + 16]) * 256 + np.int64(T[i])
+            r = fp.multiply_by_quantized_multiplier_16x8(acc + corr[n], m0s[n], shift[n])
+            r = fp.wrap_int32(r + zy)
+            lo_hit = r < amin
+            hi_hit = r > amax
+            clamped += lo_hit | hi_hit
+            _put(out, o + n, amin if lo_hit else (amax if hi_hit else r), osize)
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _epilogue_16x8_vec(T, T64, blocked, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """TFLite 16x8 epilogue of the tile (rows of 64, contiguous outputs ``out[orow[m] + n]``,
+    ``n1 - n0 <= 64``) on vectors: int64 accumulators ``T64`` when ``blocked``, else the int32
+    tile ``T``. Bit-exact with :func:`_epilogue_16x8_rows` / the per-element
+    :func:`requantize_value`; the caller checks :func:`_v16x8_ok`. Returns the clamp count."""
+    if blocked:
+        if osize == 1:
+            return _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, 1, m0s, shift, zy, amin, amax)
+        if osize == 2:
+            return _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, 2, m0s, shift, zy, amin, amax)
+        return _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
+    if osize == 1:
+        return _e16x8_t32(T, m0, m1, n0, n1, corr, orow, out, 1, m0s, shift, zy, amin, amax)
+    if osize == 2:
+        return _e16x8_t32(T, m0, m1, n0, n1, corr, orow, out, 2, m0s, shift, zy, amin, amax)
+    return _e16x8_t32(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
+
+
+@njit(cache=True, nogil=True)
+def _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """:func:`_epilogue_16x8_vec` on int64 accumulators: 16 channels = two vectors of 8
+    (vpmullq by the multiplier, + the folded constant, vpsravq), per 16-channel block the
+    constants in registers while the rows stream past."""
+    zv = _vsplat(zy)
+    lov = _vsplat(max(amin, INT32_MIN))
+    hiv = _vsplat(min(amax, INT32_MAX))
+    clamped = 0
+    for j in range((n1 - n0 + 15) // 16):
+        nb = n0 + 16 * j
+        valid = min(16, n1 - nb)
+        ma, ca, ta = _kconst_n(m0s, shift, corr, nb, valid)
+        mb, cb, tb = _kconst_n(m0s, shift, corr, nb + 8, valid - 8)
+        for m in range(m0, m1):
+            o = orow[m]
+            if o < 0:
+                continue
+            t = (m - m0) * NR + 16 * j
+            a = _vadd64(_vmul64(_vload(T64, t), ma), ca)
+            b = _vadd64(_vmul64(_vload(T64, t + 8), mb), cb)
+            r = _vadd(_vlo32_cat(_vsra64(a, ta), _vsra64(b, tb)), zv)
+            c = _vmin32(_vmax32(r, lov), hiv)
+            clamped += _vcount_ne(c, r, valid)
+            if valid == 16:
+                _vput(out, o + nb, c, osize)
+            else:
+                _vput_n(out, o + nb, c, osize, valid)
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _e16x8_t32(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
+    """:func:`_epilogue_16x8_vec` on the int32 tile: vpmuldq on the even and odd lanes."""
+    zv = _vsplat(zy)
+    lov = _vsplat(max(amin, INT32_MIN))
+    hiv = _vsplat(min(amax, INT32_MAX))
+    clamped = 0
+    for j in range((n1 - n0 + 15) // 16):
+        nb = n0 + 16 * j
+        valid = min(16, n1 - nb)
+        me, ce, te = _kconst_eo(m0s, shift, corr, nb, valid, 0)
+        mo, co, to = _kconst_eo(m0s, shift, corr, nb, valid, 1)
+        for m in range(m0, m1):
+            o = orow[m]
+            if o < 0:
+                continue
+            x = _vload(T, (m - m0) * NR + 16 * j)
+            e = _vadd64(_vmuldq(x, me, 0), ce)
+            d = _vadd64(_vmuldq(x, mo, 1), co)
+            r = _vadd(_vlo32_eo(_vsra64(e, te), _vsra64(d, to)), zv)
+            c = _vmin32(_vmax32(r, lov), hiv)
+            clamped += _vcount_ne(c, r, valid)
+            if valid == 16:
+                _vput(out, o + nb, c, osize)
+            else:
+                _vput_n(out, o + nb, c, osize, valid)
+    return clamped
+
+
 @njit(cache=True, nogil=True)
 def _epilogue_16x8_rows(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
     """TFLite 16x8 on int64 accumulators, rows contiguous: the same scalar function in a flat
@@ -1221,6 +1614,9 @@ def _epilogue_body(T, T64, blocked, m0, m1, n0, n1, corr, orow, sn, out, osize,
                     _put(out, orow[m] + o, r + zy, osize)
                     clamped += k
         return clamped
+    if sn == 1 and code == 5 and _v16x8_ok(amin, amax):
+        return _epilogue_16x8_vec(T, T64, blocked, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
+                                  amax)
     if sn == 1 and code == 5 and blocked:
         return _epilogue_16x8_rows(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax)
     for n in range(n0, n1):

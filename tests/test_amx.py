@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwsim.bits import IntFormat
-from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, cpu, dispatch, pack_int4,
+from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, amx, cpu, dispatch, pack_int4,
                            qconv2d, qgemm, gemm_acc, conv2d_acc, vnni)
 
 pytestmark = pytest.mark.skipif(not cpu.has_amx(), reason="CPU or OS without AMX int8 tiles")
@@ -218,4 +218,69 @@ def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
     assert plan.__module__.endswith(".amx")
     with cpu.forced_path("portable"):
         ref = qgemm(x, w, bias, p)
+    _same(plan(x, w, bias, p), ref)
+
+
+@pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int16, np.int8)])
+@pytest.mark.parametrize("row_bytes", [96, 144, 288, 112])
+@pytest.mark.parametrize("delta", [0, 16, 48, 8])
+@pytest.mark.parametrize("M", [300, 256])
+def test_gemm_amx_interleaved_rows(xdt, wdt, row_bytes, delta, M):
+    """Rows of a multiple of 16 (not 64) bytes: tiles of every 2nd / 4th row, each tile's rows
+    at one offset within a cache line, with per-offset weight slots; M past a whole block reads
+    the tail copy; delta 8 has no slot of its own and runs unshifted."""
+    rng = np.random.default_rng(delta + M + row_bytes)
+    isz = np.dtype(xdt).itemsize
+    K, N = row_bytes // isz, 72
+    assert amx._period(row_bytes) == 64 // np.gcd(row_bytes % 64, 64)
+    raw = np.zeros(M * K * isz + 128, np.uint8)
+    s = (-raw.ctypes.data) % 64 + delta
+    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
+    x[...] = _rand(rng, xdt, (M, K), True)
+    w = _rand(rng, wdt, (K, N), False)
+    w.flags.writeable = False
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    acc = AccumParams(bits=64) if isz == 2 else AccumParams()
+    p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, True))
+    plan = vnni.gemm_plan(x, w, bias, p, amx=True)
+    assert plan.__module__.endswith(".amx")
+    launches = dict(zip(plan.__code__.co_freevars, (c.cell_contents for c in plan.__closure__)))["launches"]
+    assert set(launches) == {0, 16, 32, 48}
+    assert len(set(launches[16].pslot.tolist())) > 1     # tiles of different row classes use different slots
+    with cpu.forced_path("portable"):
+        ref = qgemm(x, w, bias, p)
+    _same(plan(x, w, bias, p), ref)
+
+
+def test_row_tiles_cover_rows_once():
+    for M, per in ((300, 2), (256, 4), (31, 1), (97, 4)):
+        tbase, rows, cls, block, stride = amx._row_tiles(M, 48, per)
+        assert stride == 48 * per
+        assert sorted(rows[rows < M].tolist()) == list(range(M))
+        first = rows.reshape(-1, 16)[:, 0]
+        assert np.array_equal(tbase, first * 48)
+        assert np.array_equal((first % (32 * per)) % per, cls)
+
+
+@pytest.mark.parametrize("xdt,C", [(np.uint8, 16), (np.uint8, 32), (np.int8, 48), (np.int16, 8), (np.uint16, 24)])
+@pytest.mark.parametrize("k,d,NB", [(3, 1, 2), (3, 2, 1), (1, 1, 1)])
+def test_conv_amx_interleaved_pixels(xdt, C, k, d, NB):
+    """Stride-1 convolution over pixels of 16/32/48 bytes: tiles of every 2nd / 4th pixel, each
+    kernel-row segment read from its cache line under weights shifted to match."""
+    rng = np.random.default_rng(C + 10 * k + d)
+    H, W, Cout = 19, 23, 40
+    x = _rand(rng, xdt, (NB, C, H, W), True)
+    w = _rand(rng, np.int8, (Cout, C, k, k), False)
+    w.flags.writeable = False
+    bias = rng.integers(-5000, 5000, Cout).astype(np.int32)
+    info = np.iinfo(xdt)
+    acc = AccumParams(bits=64) if np.dtype(xdt).itemsize == 2 else AccumParams()
+    p = ConvParams(pads=(d,) * 4, dilations=(d, d), x_zero_point=int(info.min) + 5, accum=acc,
+                   requant=_requant(rng, Cout, xdt, True))
+    plan = vnni.conv_plan(x, w, bias, p, amx=True)
+    assert plan.__module__.endswith(".amx")
+    launch = dict(zip(plan.__code__.co_freevars, (c.cell_contents for c in plan.__closure__)))["launch"]
+    assert launch.koff.shape[0] > 1       # several weight slots: the interleaved layout is in use
+    with cpu.forced_path("portable"):
+        ref = qconv2d(x, w, bias, p)
     _same(plan(x, w, bias, p), ref)
