@@ -576,14 +576,18 @@ class Launch:
         self.koff = np.ascontiguousarray(np.atleast_2d(koff), np.int64)
         self.pan_w = 16 if aw.wide else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
+        # _run's arguments around the activations and the output, gathered once (a call costs
+        # a few microseconds of Python; this saves 30 attribute reads of it)
+        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.stride, self.koff, aw.bp, aw.n,
+                       self.pan_w, self.corr, self.sn)
+        self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
 
     def __call__(self, a_bytes, at_bytes, out):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, self.tbase, self.tsrc, self.torow, self.pslot,
-                    self.stride, self.koff, self.aw.bp, self.aw.n, self.pan_w, self.corr, self.sn, out.reshape(-1).view(np.uint8),
-                    out.dtype.itemsize, *self.args, self.vec, self.corr32, _CFG)
+        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out.reshape(-1).view(np.uint8),
+                    *self._epi)
 
 
 # ---------------------------------------------------------------------------------------
@@ -780,8 +784,10 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     has_tail = bool(tsrc.any())
 
     def fn(x_q, w_q, bias_q, pp):
-        x2 = np.ascontiguousarray(np.asarray(x_q).reshape(M, K))
-        ab = x2.reshape(-1).view(np.uint8)
+        xa = x_q if type(x_q) is np.ndarray and x_q.flags.c_contiguous else np.ascontiguousarray(x_q)
+        ab = xa.reshape(-1)
+        if ab.dtype != np.uint8:
+            ab = ab.view(np.uint8)
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), M, ldp)
         delta = _line_offset(ab) if per else 0

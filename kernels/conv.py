@@ -88,7 +88,7 @@ def _conv(x_q, w_q, bias_q, p: ConvParams, with_requant: bool):
     NB, Cout, OH, OW = conv_output_shape(x.shape, w_shape, p)
     C = x.shape[1]
     kind = "depthwise" if (p.groups == C and w_shape[1] == 1 and p.groups > 1) else "conv"
-    fast = dispatch.fast_path(kind, x=x_q, w=w_q, bias=bias_q, params=pp)
+    fast = dispatch.plan_for(kind, x_q, w_q, bias_q, pp)
     if fast is not None:
         return fast(x_q, w_q, bias_q, pp)
     w = as_weight_array(w_q)

@@ -20,9 +20,9 @@ True
 """
 from __future__ import annotations
 
-from . import cpu
+from . import cpu, vnni
 
-__all__ = ["fast_path"]
+__all__ = ["fast_path", "plan_for"]
 
 
 def fast_path(kind: str, **problem):
@@ -34,11 +34,15 @@ def fast_path(kind: str, **problem):
     ``fn(x_q, w_q, bias_q, params)`` and returns ``(array, KernelStats)``. Plans for read-only
     weights (constants) are remembered (:func:`hwsim.kernels.vnni.memo_plan`).
     """
+    return plan_for(kind, problem.get("x"), problem.get("w"), problem.get("bias"), problem.get("params"))
+
+
+def plan_for(kind: str, x, w, bias, params):
+    """:func:`fast_path` with the problem given positionally (the kernels' per-call route)."""
     path = cpu.kernel_path()
     if path == "portable":
         return None
-    from . import vnni
-    args = (problem.get("x"), problem.get("w"), problem.get("bias"), problem.get("params"))
+    args = (x, w, bias, params)
     if kind == "gemm":
         return vnni.memo_plan(kind, path, args, lambda: vnni.gemm_plan(*args, amx=path == "amx"))
     if kind == "conv":

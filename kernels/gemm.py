@@ -325,7 +325,7 @@ def _gemm(x_q, w_q, bias_q, p: GemmParams, with_requant: bool):
     if x.shape[-1] != K:
         raise KernelError(f"gemm: x has K={x.shape[-1]} but w has K={K}")
     pp = p if with_requant else p.replace(requant=None)
-    fast = dispatch.fast_path("gemm", x=x_q, w=w_q, bias=bias_q, params=pp)
+    fast = dispatch.plan_for("gemm", x_q, w_q, bias_q, pp)
     if fast is not None:
         return fast(x_q, w_q, bias_q, pp)
     w = as_weight_array(w_q)

@@ -224,26 +224,26 @@ def test_scalar_fixedpoint_documented_values():
     assert fp.shift_round(3, -2, 0) == 12
 
 
-def test_public_kernels_use_dispatch_fast_path_when_offered(monkeypatch):
+def test_public_kernels_use_dispatch_plan_when_offered(monkeypatch):
     from hwsim.kernels import dispatch
     seen = []
 
-    def fake(kind, **problem):
-        seen.append((kind, sorted(problem)))
+    def fake(kind, x, w, bias, params):
+        seen.append((kind, [type(a).__name__ for a in (x, w, bias, params)]))
         return lambda x, w, b, p: ("fast", kind, p.requant is None)
 
-    monkeypatch.setattr(dispatch, "fast_path", fake)
+    monkeypatch.setattr(dispatch, "plan_for", fake)
     x = np.zeros((1, 4, 3, 3), np.uint8)
     rp = RequantParams.create("onnxruntime", 1.0, [1.0], 1.0, IntFormat(8, signed=False), 0)
     assert qconv2d(x, np.zeros((4, 1, 3, 3), np.int8), None, ConvParams(groups=4, requant=rp)) == ("fast", "depthwise", False)
     assert conv2d_acc(x, np.zeros((2, 4, 1, 1), np.int8)) == ("fast", "conv", True)
     assert qgemm(np.zeros((2, 3), np.uint8), np.zeros((3, 1), np.int8), None, GemmParams(requant=rp)) == ("fast", "gemm", False)
-    assert seen[0] == ("depthwise", ["bias", "params", "w", "x"])
+    assert seen[0] == ("depthwise", ["ndarray", "ndarray", "NoneType", "ConvParams"])
 
 
 def test_portable_path_when_no_fast_path(monkeypatch):
     from hwsim.kernels import dispatch
-    monkeypatch.setattr(dispatch, "fast_path", lambda kind, **problem: None)
+    monkeypatch.setattr(dispatch, "plan_for", lambda kind, x, w, bias, params: None)
     x = np.arange(6, dtype=np.uint8).reshape(2, 3)
     w = np.ones((3, 2), np.int8)
     acc, _ = gemm_acc(x, w)
