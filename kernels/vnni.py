@@ -1839,15 +1839,14 @@ class _W:
     def __init__(self, w_q):
         from .params import PackedInt4
         self.src = w_q
+        self.owner = _owner(w_q)
         if isinstance(w_q, PackedInt4):
             self.shape, self.is4 = tuple(w_q.shape), True
             self.dtype = np.dtype(np.int8 if w_q.signed else np.uint8)
-            self.owner = w_q if not w_q.data.flags.writeable else None
         else:
             a = np.asarray(w_q)
             self.src = a
             self.shape, self.is4, self.dtype = a.shape, False, a.dtype
-            self.owner = w_q if (isinstance(w_q, np.ndarray) and not w_q.flags.writeable) else None
 
     @property
     def ndim(self):
@@ -1855,6 +1854,17 @@ class _W:
 
     def values(self):
         return self.src.unpack() if self.is4 else self.src
+
+
+def _owner(w_q):
+    """The object plans and packings are remembered for: read-only weights (an array, or a
+    PackedInt4 whose data is read-only), else None."""
+    if type(w_q) is np.ndarray:
+        return None if w_q.flags.writeable else w_q
+    from .params import PackedInt4
+    if isinstance(w_q, PackedInt4):
+        return None if w_q.data.flags.writeable else w_q
+    return w_q if (isinstance(w_q, np.ndarray) and not w_q.flags.writeable) else None
 
 
 def _weights_of(w_q):
@@ -1879,10 +1889,10 @@ def memo_plan(kind, path, problem, make):
     entry), so repeated calls skip planning. Plans marked ``reusable = False`` (their exactness
     was proved from the data) and problems with writeable weights or bias are not remembered."""
     x, w, bias, params = problem
-    owner = _W(w).owner
-    if owner is None or (bias is not None and (not isinstance(bias, np.ndarray) or bias.flags.writeable)):
+    owner = _owner(w)
+    if owner is None or (bias is not None and (type(bias) is not np.ndarray or bias.flags.writeable)):
         return make()
-    xa = np.asarray(x)
+    xa = x if type(x) is np.ndarray else np.asarray(x)
     key = ("plan", kind, path, xa.shape, xa.dtype.str, id(bias), id(params))
     hit = _memo_get(owner, key)
     if hit is not None and hit[0] is bias and hit[1] is params:
