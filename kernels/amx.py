@@ -56,6 +56,8 @@ from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
 from . import cpu, vnni
+from .params import SCHEME_CODE
+from .schemes import Requant
 
 __all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "pack_weights16", "Launch", "gemm_fn", "conv_fn", "peak_gops",
            "fits_int32"]
@@ -67,6 +69,7 @@ _I64 = ir.IntType(64)
 _VOID = ir.VoidType()
 _PTR = ir.IntType(8).as_pointer()
 _INT32_MAX = 2 ** 31 - 1
+_CODE_16X8 = SCHEME_CODE[Requant.TFLITE_16X8]
 
 # ---------------------------------------------------------------------------------------
 # The instructions. Tile numbers must be compile-time constants (``immarg``): the
@@ -367,6 +370,11 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_
                         _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                     else:
                         _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
+        if fam == 2 and mode == 1 and code == _CODE_16X8 and sn == 1:
+            # W8A16 under TFLite 16x8, rows contiguous: the epilogue reads the lo / hi sums itself
+            clamped += vnni._epilogue_16x8_lohi(T, 0, rows, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
+                                                amax)
+            continue
         if fam == 3:
             for r in range(rows):
                 for c in range(16):
