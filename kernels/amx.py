@@ -310,7 +310,7 @@ def _mk_ww(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
 
 
 @njit(cache=True, nogil=True)
-def _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
+def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
           corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Task ``task`` of the grid of :func:`_run`: its row group x its panels, K blocks, epilogue.
     Returns its clamp count."""
@@ -351,13 +351,15 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_
         for j in range(cnt):
             pbase = (p + j) * pan_bytes
             for kb0 in range(0, nkc, kbs):
-                kb1 = min(nkc, kb0 + kbs)
                 for pr in range(pr0, pr1):
                     t0 = 2 * pr
                     Aa = At if tsrc[t0] else A
                     Ab = At if tsrc[t0 + 1] else A
                     Tp = T[(pr - pr0) * 32 * 64 + 32 * j:]
                     sl = pslot[pr]
+                    if kb0 >= kn[sl]:      # this slot has fewer chunks: its C stays in T
+                        continue
+                    kb1 = min(kn[sl], kb0 + kbs)
                     ko = koff[sl]
                     pb = pbase + sl * slot_tiles * _PANEL
                     if fam == 0:
@@ -397,17 +399,17 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
+def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
                   mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     clamped = 0
     for task in prange(ntask):
-        clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+        clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
     return clamped
 
 
 @njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
+def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
          mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
     activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
@@ -424,11 +426,11 @@ def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pa
     if threads == 1 or ntask == 1:
         clamped = 0
         for task in range(ntask):
-            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
+            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
                              out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
                              cfg)
         return clamped
-    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
 
 
@@ -555,10 +557,11 @@ class Launch:
 
     ``koff`` is one row of chunk offsets, or one per slot (``koff[s]``, all of one length)
     when ``aw`` packs the weights once per slot (chunks of slot ``s`` at ``s * nkc``:
-    :func:`_slot_weights`); tile ``t`` uses slot ``tslot[t]`` (both tiles of a pair alike)."""
+    :func:`_slot_weights`); tile ``t`` uses slot ``tslot[t]`` (both tiles of a pair alike) and
+    the first ``kcount[slot]`` chunks of its row (default: all)."""
 
     def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize,
-                 tslot=None):
+                 tslot=None, kcount=None):
         dt = np.dtype(x_kernel_dtype)
         self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
         self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
@@ -582,11 +585,13 @@ class Launch:
         self.torow = np.ascontiguousarray(torow, np.int64)
         self.stride, self.sn, self.aw = int(stride), int(sn), aw
         self.koff = np.ascontiguousarray(np.atleast_2d(koff), np.int64)
+        self.kn = np.full(self.koff.shape[0], self.koff.shape[1], np.int64) if kcount is None else \
+            np.ascontiguousarray(kcount, np.int64)
         self.pan_w = 16 if aw.wide else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
         # _run's arguments around the activations and the output, gathered once (a call costs
         # a few microseconds of Python; this saves 30 attribute reads of it)
-        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.stride, self.koff, aw.bp, aw.n,
+        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.stride, self.koff, aw.bp, aw.n,
                        self.pan_w, self.corr, self.sn)
         self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
 
@@ -696,7 +701,8 @@ def _period(ld):
 def _slot_weights(owner, key, centred_rows, shifted, wide):
     """Weights packed once per slot for the chunkings ``shifted`` = [(koff, kmap)] (one per
     slot), padded to one chunk count (extra chunks repeat the last offset under zero weights):
-    (AmxWeights or None, koff of shape (slots, chunks)). ``key`` must name the chunkings."""
+    (AmxWeights or None, koff of shape (slots, chunks), chunks per slot before the padding).
+    ``key`` must name the chunkings."""
     nkc = max(k.shape[0] for k, _ in shifted)
     koffs, kmaps = [], []
     for k, m in shifted:
@@ -704,7 +710,7 @@ def _slot_weights(owner, key, centred_rows, shifted, wide):
         koffs.append(np.concatenate([k, np.full(extra, k[-1], np.int64)]))
         kmaps.append(np.vstack([m, np.full((extra, m.shape[1]), -1, np.int64)]))
     aw = _weights(owner, key, centred_rows, np.vstack(kmaps), wide)
-    return aw, np.stack(koffs)
+    return aw, np.stack(koffs), np.array([k.shape[0] for k, _ in shifted], np.int64)
 
 
 def _row_tiles(M, ld, per):
@@ -775,7 +781,7 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         shifts = sorted({(d + c * lda) % CHUNK_BYTES for d in deltas for c in range(per)} | {0})
     else:
         deltas, shifts = (0,), [0]
-    aw, koff = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows,
+    aw, koff, kcount = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows,
                              [_shifted_chunks(K, isz, sh) for sh in shifts], wide)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
     if reusable is None:
@@ -784,10 +790,11 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     for d in deltas:
         tslot = np.array([shifts.index((d + c * ldp) % CHUNK_BYTES) if per else 0 for c in range(tper)])[cls]
         launches[d] = Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
-                             requant=rq, osize=out_dt.itemsize, tslot=tslot)
+                             requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
     # any other start offset: every tile on slot 0 (unshifted chunks), exact wherever the rows start
     fallback = launches[0] if not per else Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype,
-                                                  zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize)
+                                                  zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize,
+                                                  kcount=kcount)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     has_tail = bool(tsrc.any())
 
@@ -862,7 +869,7 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
     # tiles of aligned rows (per > 0) read each segment from the start of its cache line
     shifted = [_chunks([(off, n, row, ((sft + off) % CHUNK_BYTES) // isz if per else 0) for off, n, row in segs],
                        epc, isz) for sft in shifts]
-    aw, koff = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows, shifted, isz == 2)
+    aw, koff, kcount = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows, shifted, isz == 2)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
     if reusable is None:
         return None
@@ -874,7 +881,7 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
     at = np.zeros(CHUNK_BYTES, np.uint8)
     out_dt = _out_dtype(rq, params.accum)
     launch = Launch(tbase, tsrc, torow, stride, koff, aw, OHW, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
-                    requant=rq, osize=out_dt.itemsize, tslot=tslot)
+                    requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)
