@@ -310,7 +310,7 @@ def _mk_ww(Aa, a0, Ab, a1, stride, koff, nkc, kc0, kc1, Bp, pb, T, init):
 
 
 @njit(cache=True, nogil=True)
-def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
+def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, pairs_per_task, pans_per_task,
           corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Task ``task`` of the grid of :func:`_run`: its row group x its panels, K blocks, epilogue.
     Returns its clamp count."""
@@ -322,6 +322,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
     pan_bytes = nslot * nkc * _PANEL * (4 if fam == 3 else 2)
     # a slot's first chunk within the panel, in tiles: 8-bit panels keep their two 16-channel halves apart
     slot_tiles = nkc * (4 if fam == 3 else (2 if fam == 2 else 1))
+    half_bytes = nslot * nkc * _PANEL    # fam 4: 16-channel panel k is half k % 2 of 8-bit panel k // 2
     per_ep = 1 if fam == 3 else 2
     nkb = (nkc + KBLOCK - 1) // KBLOCK
     kbs = (nkc + nkb - 1) // nkb      # balanced K blocks (9 chunks: one block of 9, not 8 + 1)
@@ -337,6 +338,17 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
     T64 = np.empty(rows * 64 if fam >= 2 else 1, np.int64)
     R = np.empty(16, np.int32)
     orow = torow[32 * pr0: 32 * pr1]
+    if fam == 4:
+        # the group's rows of int16 activations (src_ld bytes apart in A) as two byte planes of
+        # ``stride`` bytes per row, made here so that they are still in cache for the tiles
+        P = _aligned_u8(2 * rows * stride)
+        _split_rows(A, 32 * pr0 * src_ld, src_ld, src_ld // 2, orow, stride, P, rows * stride)
+        A = P
+        base = 32 * pr0 * stride
+        hoff = rows * stride
+    else:
+        base = 0
+        hoff = 0
     _tcfg(cfg)
     clamped = 0
     pend = min(npan, (gp + 1) * pans_per_task)
@@ -349,7 +361,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
         # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
         # while the group's activation tiles stream past; C goes through T between blocks
         for j in range(cnt):
-            pbase = (p + j) * pan_bytes
+            pbase = (p + j) * pan_bytes if fam != 4 else ((p + j) // 2) * pan_bytes + ((p + j) % 2) * half_bytes
             for kb0 in range(0, nkc, kbs):
                 for pr in range(pr0, pr1):
                     t0 = 2 * pr
@@ -368,11 +380,14 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
                     elif fam == 1:
                         _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nslot * nkc, kb0, kb1, Bp, pb, Tp,
                                kb0 > 0, True)
+                    elif fam == 4:
+                        _mk_split(A, tbase[t0] - base, tbase[t0 + 1] - base, hoff, stride, ko, kb0, kb1, Bp, pb, Tp,
+                                  kb0 > 0)
                     elif fam == 2:
                         _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                     else:
                         _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-        if fam == 2 and mode == 1 and code == _CODE_16X8 and sn == 1:
+        if (fam == 2 or fam == 4) and mode == 1 and code == _CODE_16X8 and sn == 1:
             # W8A16 under TFLite 16x8, rows contiguous: the epilogue reads the lo / hi sums itself
             clamped += vnni._epilogue_16x8_lohi(T, 0, rows, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
                                                 amax)
@@ -382,7 +397,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
                 for c in range(16):
                     T64[r * 64 + c] = (np.int64(T[r * 64 + 32 + c]) * 65536 + np.int64(T[r * 64 + 16 + c]) * 256
                                        + T[r * 64 + c])
-        elif fam == 2:
+        elif fam == 2 or fam == 4:
             for r in range(rows):
                 for j in range(cnt):
                     for c in range(16):
@@ -398,24 +413,75 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, 
     return clamped
 
 
+@njit(cache=True, nogil=True)
+def _aligned_u8(n):
+    """``n`` bytes starting on a cache line (inside compiled code)."""
+    raw = np.empty(n + CHUNK_BYTES, np.uint8)
+    s = (-raw.ctypes.data) % CHUNK_BYTES
+    return raw[s:s + n]
+
+
+@njit(cache=True, nogil=True)
+def _split_rows(A, a0, src_ld, K, orow, ld, P, hoff):
+    """Rows of int16 values (``K`` per row, little-endian bytes at ``A[a0 + r * src_ld]``) as
+    two byte planes: ``P[r * ld + k]`` the low byte (unsigned), ``P[hoff + r * ld + k]`` the
+    high byte (signed), so ``x = 256 * hi + lo`` exactly. Rows with ``orow[r] < 0`` (past the
+    matrix) and bytes past ``K`` are left as they are: they meet dropped rows or zero weights."""
+    for r in range(orow.shape[0]):
+        if orow[r] < 0:
+            continue
+        src = A[a0 + r * src_ld: a0 + r * src_ld + 2 * K]
+        lo = P[r * ld: r * ld + K]
+        hi = P[hoff + r * ld: hoff + r * ld + K]
+        for k in range(K):
+            lo[k] = src[2 * k]
+            hi[k] = src[2 * k + 1]
+
+
+@njit(cache=True, nogil=True)
+def _mk_split(A, a0, a1, hoff, stride, koff, kc0, kc1, Bp, pb, T, init):
+    """int16 activations as byte planes (low bytes at ``A[a]``, high bytes at ``A[hoff + a]``,
+    :func:`_split_rows`) x one 16-channel int8 weight tile per 64-element chunk (the 8-bit
+    packing): T columns 0..15 get sum(lo * w) (``tdpbusd``), 16..31 sum(hi * w)
+    (``tdpbssd``), rows 0..15 for tile ``a0``, 16..31 for ``a1``. Twice the elements per
+    instruction of :func:`_mk_w16`, whose weight packings are half zeros."""
+    _c_init(T, init)
+    for kc in range(kc0, kc1):
+        o = koff[kc]
+        _tload(6, Bp, pb + kc * _PANEL, 64)
+        _tload(4, A, a0 + o, stride)
+        _tdpbusd(0, 4, 6)
+        _tload(5, A, hoff + a0 + o, stride)
+        _tdpbssd(1, 5, 6)
+        _tload(7, A, a1 + o, stride)
+        _tdpbusd(2, 7, 6)
+        _tload(4, A, hoff + a1 + o, stride)
+        _tdpbssd(3, 4, 6)
+    _tstore(0, T, 0, 256)
+    _tstore(1, T, 16, 256)
+    _tstore(2, T, 16 * 64, 256)
+    _tstore(3, T, 16 * 64 + 16, 256)
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
+def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out, osize,
                   mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     clamped = 0
     for task in prange(ntask):
-        clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+        clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
     return clamped
 
 
 @njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
+def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
          mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
     activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
     parallel over ``threads`` (Numba's count, read in Python: read here it would keep the
     function out of the cache), or in a plain loop on one thread (a parallel launch costs
-    about 2 us). ``fam``: 0 uint8, 1 int8, 2
+    about 2 us). ``fam``: 0 uint8, 1 int8, 4 int16 rows ``src_ld`` bytes apart, split per row
+    group into byte planes of ``stride`` bytes per row (:func:`_split_rows`), 2
     int16 activations x 8-bit weights, 3 int16 x int16. Tile ``t`` starts at byte ``tbase[t]``
     of ``A`` (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0:
     drop). Returns the clamp count."""
@@ -426,11 +492,11 @@ def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N
     if threads == 1 or ntask == 1:
         clamped = 0
         for task in range(ntask):
-            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
+            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
                              out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
                              cfg)
         return clamped
-    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
+    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
                          osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
 
 
@@ -537,11 +603,11 @@ def fits_int32(K, x_bytes, signed, maxabs, w16=False):
 def _task_grid(npairs, npan, threads, pair_bytes):
     """(pairs per task, panels per task): row groups of at most 8 pairs whose activations
     (``pair_bytes`` each) fit in about 128 KB of L2 across panels (1024^3: 4 pairs 2122 GOP/s,
-    8 pairs 1709 in one run), split over panels when that gives too few tasks."""
+    8 pairs 1709 in one run), split over panels when that gives too few tasks for the threads."""
     threads = max(1, threads)
     ppt = max(1, min(8, npairs, max(2, (128 << 10) // max(1, pair_bytes))))
     ngr = (npairs + ppt - 1) // ppt
-    want = 4 * threads
+    want = 4 * threads if threads > 1 else 1     # several tasks per thread balance the load; one thread needs one
     if ngr >= want or npan == 1:
         return ppt, npan
     split = min(npan, (want + ngr - 1) // ngr)
@@ -561,10 +627,12 @@ class Launch:
     the first ``kcount[slot]`` chunks of its row (default: all)."""
 
     def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize,
-                 tslot=None, kcount=None):
+                 tslot=None, kcount=None, src_ld=0):
         dt = np.dtype(x_kernel_dtype)
-        self.fam = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
+        split = dt.itemsize == 2 and not aw.wide     # 16-bit activations as byte planes (_split_rows)
+        self.fam = 4 if split else {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
         self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
+        self.src_ld = int(src_ld)
         zeff = int(zx) - (32768 if self.flip16 else 0)
         corr = -zeff * aw.colsum
         if bias is not None:
@@ -587,11 +655,11 @@ class Launch:
         self.koff = np.ascontiguousarray(np.atleast_2d(koff), np.int64)
         self.kn = np.full(self.koff.shape[0], self.koff.shape[1], np.int64) if kcount is None else \
             np.ascontiguousarray(kcount, np.int64)
-        self.pan_w = 16 if aw.wide else 32
+        self.pan_w = 16 if aw.wide or split else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
         # _run's arguments around the activations and the output, gathered once (a call costs
         # a few microseconds of Python; this saves 30 attribute reads of it)
-        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.stride, self.koff, aw.bp, aw.n,
+        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.src_ld, self.stride, self.koff, aw.bp, aw.n,
                        self.pan_w, self.corr, self.sn)
         self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
 
@@ -751,6 +819,10 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     """
     from .params import KernelStats
     isz = x.dtype.itemsize
+    if isz == 2:
+        fn = _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params)
+        if fn is not None:
+            return fn
     wide = isz == 2
     lda = K * isz
     per = _period(lda)
@@ -816,6 +888,35 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
         clamped = launches.get(delta, fallback)(ab, at, out)
+        return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
+                                                   out_clamped=clamped)
+    fn.reusable = reusable
+    return fn
+
+
+def _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
+    """:func:`gemm_fn` for 16-bit activations with 8-bit weights: each task splits its rows of
+    ``x`` into a low-byte and a high-byte plane (:func:`_split_rows`, rows padded to whole cache
+    lines) and multiplies both with the 8-bit weight packing (:func:`_mk_split`); None when the
+    centred weights leave int8 (then the lo/hi packings of :func:`gemm_fn` run)."""
+    from .params import KernelStats
+    koff, kmap = _shifted_chunks(K, 1, 0)
+    aw = _weights(owner, key + ("split",), centred_rows, kmap, False)
+    reusable = _exact(x, zx, K, aw, bias, params.accum)
+    if reusable is None:
+        return None
+    ld = -(-K // CHUNK_BYTES) * CHUNK_BYTES
+    tbase, rows, _, _, stride = _row_tiles(M, ld, 1)
+    torow = np.where(rows < M, rows * N, -1)
+    out_dt = _out_dtype(rq, params.accum)
+    launch = Launch(tbase, np.zeros(tbase.shape[0], np.uint8), torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype,
+                    zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize, src_ld=2 * K)
+    no_tail = np.zeros(CHUNK_BYTES, np.uint8)
+
+    def fn(x_q, w_q, bias_q, pp):
+        xa = x_q if type(x_q) is np.ndarray and x_q.flags.c_contiguous else np.ascontiguousarray(x_q)
+        out = np.empty(M * N, out_dt)
+        clamped = launch(xa.reshape(-1).view(np.uint8), no_tail, out)
         return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
                                                    out_clamped=clamped)
     fn.reusable = reusable
