@@ -348,7 +348,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
         hoff = rows * stride
     else:
         base = 0
-        hoff = 0
+        hoff = src_ld      # fam 5: the high-byte plane's offset in A
     _tcfg(cfg)
     clamped = 0
     pend = min(npan, (gp + 1) * pans_per_task)
@@ -361,7 +361,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
         # K blocks of KBLOCK chunks: the panel's weights for one block (16 KB) stay in L1
         # while the group's activation tiles stream past; C goes through T between blocks
         for j in range(cnt):
-            pbase = (p + j) * pan_bytes if fam != 4 else ((p + j) // 2) * pan_bytes + ((p + j) % 2) * half_bytes
+            pbase = (p + j) * pan_bytes if fam < 4 else ((p + j) // 2) * pan_bytes + ((p + j) % 2) * half_bytes
             for kb0 in range(0, nkc, kbs):
                 for pr in range(pr0, pr1):
                     t0 = 2 * pr
@@ -380,14 +380,14 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
                     elif fam == 1:
                         _mk_b8(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nslot * nkc, kb0, kb1, Bp, pb, Tp,
                                kb0 > 0, True)
-                    elif fam == 4:
+                    elif fam >= 4:
                         _mk_split(A, tbase[t0] - base, tbase[t0 + 1] - base, hoff, stride, ko, kb0, kb1, Bp, pb, Tp,
                                   kb0 > 0)
                     elif fam == 2:
                         _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                     else:
                         _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-        if (fam == 2 or fam == 4) and mode == 1 and code == _CODE_16X8 and sn == 1:
+        if (fam == 2 or fam >= 4) and mode == 1 and code == _CODE_16X8 and sn == 1:
             # W8A16 under TFLite 16x8, rows contiguous: the epilogue reads the lo / hi sums itself
             clamped += vnni._epilogue_16x8_lohi(T, 0, rows, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
                                                 amax)
@@ -397,7 +397,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
                 for c in range(16):
                     T64[r * 64 + c] = (np.int64(T[r * 64 + 32 + c]) * 65536 + np.int64(T[r * 64 + 16 + c]) * 256
                                        + T[r * 64 + c])
-        elif fam == 2 or fam == 4:
+        elif fam == 2 or fam >= 4:
             for r in range(rows):
                 for j in range(cnt):
                     for c in range(16):
@@ -481,7 +481,8 @@ def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, kof
     parallel over ``threads`` (Numba's count, read in Python: read here it would keep the
     function out of the cache), or in a plain loop on one thread (a parallel launch costs
     about 2 us). ``fam``: 0 uint8, 1 int8, 4 int16 rows ``src_ld`` bytes apart, split per row
-    group into byte planes of ``stride`` bytes per row (:func:`_split_rows`), 2
+    group into byte planes of ``stride`` bytes per row (:func:`_split_rows`), 5 byte planes
+    made by the caller (high bytes ``src_ld`` bytes after the low ones), 2
     int16 activations x 8-bit weights, 3 int16 x int16. Tile ``t`` starts at byte ``tbase[t]``
     of ``A`` (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0:
     drop). Returns the clamp count."""
@@ -627,13 +628,15 @@ class Launch:
     the first ``kcount[slot]`` chunks of its row (default: all)."""
 
     def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize,
-                 tslot=None, kcount=None, src_ld=0):
+                 tslot=None, kcount=None, src_ld=0, planes_hoff=0):
         dt = np.dtype(x_kernel_dtype)
         split = dt.itemsize == 2 and not aw.wide     # 16-bit activations as byte planes (_split_rows)
-        self.fam = 4 if split else {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
-        self.flip16 = dt == np.uint16    # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below
-        self.src_ld = int(src_ld)
-        zeff = int(zx) - (32768 if self.flip16 else 0)
+        self.fam = (5 if planes_hoff else 4) if split else \
+            {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}.get(dt, 3 if aw.w16 else 2)
+        # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below (the caller flips planes)
+        self.flip16 = dt == np.uint16 and not planes_hoff
+        self.src_ld = int(planes_hoff or src_ld)
+        zeff = int(zx) - (32768 if dt == np.uint16 else 0)
         corr = -zeff * aw.colsum
         if bias is not None:
             corr = corr + bias
@@ -926,12 +929,26 @@ def _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, par
 def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params):
     """AMX plan for a dense NCHW convolution (see :func:`hwsim.kernels.vnni.conv_plan`), or None.
     ``geometry`` = (pads, strides, dilations, OH, OW, Hp, Wp); ``centred_rows()`` gives the
-    centred weights as rows ``(kh * KW + kw) * C + c`` x output channels."""
+    centred weights as rows ``(kh * KW + kw) * C + c`` x output channels.
+
+    16-bit activations with weights that fit int8 are laid out as two 8-bit images, the low
+    and the high bytes (``x = 256 hi + lo``), and run as 8-bit convolutions (fam 5 of
+    :func:`_task`); other weights use the lo/hi weight packings over the int16 image."""
+    if x.dtype.itemsize == 2:
+        fn = _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params, True)
+        if fn is not None:
+            return fn
+    return _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params, False)
+
+
+def _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params, planes):
     from .params import KernelStats
     NB, C, H, W = x.shape
     Cout, _, KH, KW = wshape
     (pt, pl, _, _), (sh, sw), (dh, dw), OH, OW, Hp, Wp = geometry
-    isz = x.dtype.itemsize
+    isz = 1 if planes else x.dtype.itemsize     # bytes per element as the tiles read them
+    if planes:
+        key = key + ("planes",)
     epc = CHUNK_BYTES // isz
     pix = C * isz
     if dw == 1:     # a kernel row's KW pixels are contiguous: one segment per kernel row
@@ -970,7 +987,8 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
     # tiles of aligned rows (per > 0) read each segment from the start of its cache line
     shifted = [_chunks([(off, n, row, ((sft + off) % CHUNK_BYTES) // isz if per else 0) for off, n, row in segs],
                        epc, isz) for sft in shifts]
-    aw, koff, kcount = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows, shifted, isz == 2)
+    aw, koff, kcount = _slot_weights(owner, key + ("shifts",) + tuple(shifts), centred_rows, shifted,
+                                     x.dtype.itemsize == 2 and not planes)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
     if reusable is None:
         return None
@@ -981,8 +999,26 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
     alloc = max(total, int(tbase.max()) + (TILE_ROWS - 1) * stride + int(koff.max()) + CHUNK_BYTES)
     at = np.zeros(CHUNK_BYTES, np.uint8)
     out_dt = _out_dtype(rq, params.accum)
+    hoff = -(-alloc // CHUNK_BYTES) * CHUNK_BYTES
     launch = Launch(tbase, tsrc, torow, stride, koff, aw, OHW, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
-                    requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
+                    requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount, planes_hoff=hoff if planes else 0)
+    flip = x.dtype == np.uint16
+    zb = (int(zx) ^ 0x8000) if flip else int(zx) & 0xFFFF     # the zero point's bytes, as the planes hold it
+
+    def fn_planes(x_q, w_q, bias_q, pp):
+        xx = np.ascontiguousarray(x_q)
+        if flip:
+            xx = np.bitwise_xor(xx, np.uint16(0x8000))
+        xb = xx.view(np.uint8).reshape(NB, C, H, W, 2)      # little-endian: low byte first
+        buf = aligned_empty(2 * hoff)
+        for k, zk in ((0, zb & 0xFF), (1, zb >> 8)):
+            plane = buf[k * hoff: k * hoff + alloc]
+            plane[total:] = 0
+            vnni._to_nhwc(xb[..., k], pt, pl, Hp, Wp, C, zk, plane[:total].reshape(NB, Hp, Wp, C))
+        out = np.empty(NB * Cout * OHW, out_dt)
+        clamped = launch(buf, at, out)
+        return out.reshape(NB, Cout, OH, OW), KernelStats(macs=NB * OHW * Cout * K, acc_overflows=0,
+                                                           pair_saturations=0, out_clamped=clamped)
 
     def fn(x_q, w_q, bias_q, pp):
         xx = np.asarray(x_q)
@@ -993,6 +1029,8 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
         clamped = launch(buf, at, out)
         return out.reshape(NB, Cout, OH, OW), KernelStats(macs=NB * OHW * Cout * K, acc_overflows=0,
                                                            pair_saturations=0, out_clamped=clamped)
+    if planes:
+        fn = fn_planes
     fn.reusable = reusable
     return fn
 
