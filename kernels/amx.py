@@ -387,10 +387,14 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
                         _mk_w16(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
                     else:
                         _mk_ww(Aa, tbase[t0], Ab, tbase[t0 + 1], stride, ko, nkc, kb0, kb1, Bp, pb, Tp, kb0 > 0)
-        if (fam == 2 or fam >= 4) and mode == 1 and code == _CODE_16X8 and sn == 1:
-            # W8A16 under TFLite 16x8, rows contiguous: the epilogue reads the lo / hi sums itself
-            clamped += vnni._epilogue_16x8_lohi(T, 0, rows, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
-                                                amax)
+        if (fam == 2 or fam >= 4) and mode == 1 and code == _CODE_16X8:
+            # W8A16 under TFLite 16x8: the epilogue reads the lo / hi sums itself
+            if sn == 1:
+                clamped += vnni._epilogue_16x8_lohi(T, 0, rows, n0, n1, corr, orow, out, osize, m0s, shift, zy,
+                                                    amin, amax)
+            else:
+                clamped += vnni._epilogue_16x8_lohi_cols(T, 0, rows, n0, n1, corr, orow, sn, out, osize, m0s, shift,
+                                                         zy, amin, amax)
             continue
         if fam == 3:
             for r in range(rows):
