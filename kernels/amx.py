@@ -966,12 +966,11 @@ def _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params
     r = np.arange(TILE_ROWS, dtype=np.int64)
     tslot, per = None, 0
     if sh == 1 and sw == 1:
-        # whole images flattened over the padded width: rows one pixel apart; pixels of a
-        # multiple of 16 bytes are tiled every per-th pixel (see gemm_fn), each segment read
-        # from its cache line with weights shifted to match
-        per = _period(pix)
-        if per and OH * Wp < 64 * per:
-            per = 1 if pix % CHUNK_BYTES == 0 else 0
+        # whole images flattened over the padded width: rows one pixel apart. Unlike GEMM rows,
+        # pixels of 16/32/48 bytes are not tiled by row class (see gemm_fn): the NCHW epilogue's
+        # 16 x 16 transpose needs 16 consecutive pixels per tile, and measured more than the
+        # straddling tile rows cost (32x112x112->64: 525-789 GOP/s consecutive, 325-469 by class)
+        per = 1 if pix % CHUNK_BYTES == 0 else 0
         first, m, cls, _, stride = _row_tiles(OH * Wp, pix, per or 1)
         tbase = (b[:, None] * img + first[None, :]).reshape(-1)
         oh, ow = np.divmod(m.reshape(-1, TILE_ROWS), Wp)
