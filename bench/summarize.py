@@ -1,0 +1,43 @@
+"""Median (min-max) of several ``hwsim bench --json`` runs, per kernel x pair x shape x threads.
+
+On a shared machine single runs move by +-30 %; ratios to the peers are taken within each run
+first, then summarised. Usage::
+
+    python3 bench/summarize.py bench/results/bench-0928Z-aligned.json bench/results/bench-0932Z-aligned.json ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+
+def summarize(paths):
+    """Rows of (key, [GOP/s per run], [ratio to ORT MatMulInteger/QLinearConv per run])."""
+    runs = [{(r["kernel"], r["pair"], r["shape"], r["threads"]): r for r in json.load(open(p))["rows"]}
+            for p in paths]
+    out = []
+    for key in runs[0]:
+        rows = [run[key] for run in runs if key in run]
+        gops = [r["gops"] for r in rows]
+        ratio = [r["gops"] / r["ort_int_gops"] for r in rows if r.get("ort_int_gops")]
+        out.append((key, gops, ratio))
+    return out
+
+
+def _span(v, fmt):
+    return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})" if v else "-"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="JSON files written by hwsim bench --json")
+    args = ap.parse_args(argv)
+    print(f"{len(args.runs)} runs; median (min-max)")
+    print(f"{'kernel':8} {'pair':7} {'shape':17} thr  {'GOP/s':>22}  xORTint")
+    for (kernel, pair, shape, thr), gops, ratio in summarize(args.runs):
+        print(f"{kernel:8} {pair:7} {shape:17} {thr:3}  {_span(gops, '{:.0f}'):>22}  {_span(ratio, '{:.2f}')}")
+
+
+if __name__ == "__main__":
+    main()
