@@ -671,9 +671,12 @@ class Launch:
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, self.fam < 2)
         # _run's arguments around the activations and the output, gathered once (a call costs
         # a few microseconds of Python; this saves 30 attribute reads of it)
-        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.src_ld, self.stride, self.koff, aw.bp, aw.n,
-                       self.pan_w, self.corr, self.sn)
-        self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
+        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.src_ld, self.stride, self.koff,
+                       aw.bp, aw.n, self.pan_w, self.corr, self.sn)
+        # writeable copies of read-only arrays (a RequantParams' own): Numba compiles _run once
+        # per argument type and read-only is a type of its own (a compile costs ~60 s cold)
+        self._epi = tuple(np.array(a) if isinstance(a, np.ndarray) and not a.flags.writeable else a
+                          for a in (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG))
 
     def __call__(self, a_bytes, at_bytes, out):
         if self.flip16:
@@ -825,7 +828,8 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
       weights per offset; the bytes before the first element and after the last lie in the
       rows' own cache lines). The offsets depend on where NumPy put ``x`` (large buffers
       usually 16 bytes past a line), so the plan prepares a launch per likely start offset
-      (12544 x 288 x 64: rows of 288 bytes, every second row aligned);
+      (all four for weights up to 1 MB, else 0 and 16) and copies ``x`` to a cache line for
+      any other (12544 x 288 x 64: rows of 288 bytes, every second row aligned);
     * other rows are copied into aligned rows when 4 or more channel panels read them, and
       read in place otherwise.
     """
@@ -875,10 +879,6 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         tslot = np.array([shifts.index((d + c * ldp) % CHUNK_BYTES) if per else 0 for c in range(tper)])[cls]
         launches[d] = Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
                              requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
-    # any other start offset: every tile on slot 0 (unshifted chunks), exact wherever the rows start
-    fallback = launches[0] if not per else Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype,
-                                                  zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize,
-                                                  kcount=kcount)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     has_tail = bool(tsrc.any())
 
@@ -890,6 +890,12 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), M, ldp)
         delta = _line_offset(ab) if per else 0
+        if delta not in launches:
+            # a start offset without its own weight slots (x is a view, or a large weight matrix
+            # keeps slots for the usual offsets only): an aligned copy of x, O(M K) against the
+            # GEMM's O(M K N), instead of tile rows across cache lines
+            ab = _aligned_copy(ab)
+            delta = 0
         at = no_tail
         if has_tail:
             # the tail copy starts delta bytes past a line too, with room before it
@@ -899,7 +905,7 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
             src = ab[first * blk_bytes: M * ldp]
             at[:src.size] = src
         out = np.empty(M * N, out_dt)
-        clamped = launches.get(delta, fallback)(ab, at, out)
+        clamped = launches[delta](ab, at, out)
         return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
                                                    out_clamped=clamped)
     fn.reusable = reusable

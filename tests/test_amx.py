@@ -200,7 +200,7 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
 @pytest.mark.parametrize("M", [48, 37])
 def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
     """Rows of a multiple of 64 bytes starting ``delta`` bytes past a cache line: read as
-    aligned chunks with shifted weights (delta 8 has no shifted packing and reads in place)."""
+    aligned chunks with shifted weights (delta 8 has no slot of its own: an aligned copy runs)."""
     rng = np.random.default_rng(delta + M)
     K, N = 128, 40
     isz = np.dtype(xdt).itemsize
@@ -228,7 +228,7 @@ def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
 def test_gemm_amx_interleaved_rows(xdt, wdt, row_bytes, delta, M):
     """Rows of a multiple of 16 (not 64) bytes: tiles of every 2nd / 4th row, each tile's rows
     at one offset within a cache line, with per-offset weight slots; M past a whole block reads
-    the tail copy; delta 8 has no slot of its own and runs unshifted."""
+    the tail copy; delta 8 has no slot of its own (an aligned copy of x runs)."""
     rng = np.random.default_rng(delta + M + row_bytes)
     isz = np.dtype(xdt).itemsize
     K, N = row_bytes // isz, 72
