@@ -254,6 +254,17 @@ def _vcvt_mul(typingctx, a, m):
     return zmm(a, m), codegen
 
 
+def _count_first(context, builder, mask, n, ntype):
+    """Codegen: how many of the first ``n`` (0..16, of Numba type ``ntype``) lanes of the
+    <16 x i1> ``mask`` are set, as an int64 (bit mask, then ``llvm.ctpop``)."""
+    i64 = ir.IntType(64)
+    bits = builder.zext(builder.bitcast(mask, ir.IntType(16)), i64)
+    n = context.cast(builder, n, ntype, types.int64)
+    bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(i64, 1), n), ir.Constant(i64, 1)))
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]), "llvm.ctpop.i64")
+    return builder.call(fn, [bits])
+
+
 @intrinsic
 def _vcount_out(typingctx, f, lo, hi, nvalid):
     """Number of the first ``nvalid`` float32 lanes of ``f`` below ``lo`` or above ``hi``."""
@@ -268,13 +279,7 @@ def _vcount_out(typingctx, f, lo, hi, nvalid):
                                                             ir.Constant(_I32, 0)),
                                      ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
         out = builder.or_(builder.fcmp_ordered("<", ff, vlo), builder.fcmp_ordered(">", ff, vhi))
-        bits = builder.zext(builder.bitcast(out, ir.IntType(16)), ir.IntType(64))
-        n = args[3]
-        mask = builder.sub(builder.shl(ir.Constant(ir.IntType(64), 1), n), ir.Constant(ir.IntType(64), 1))
-        bits = builder.and_(bits, mask)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), [ir.IntType(64)]),
-                                            "llvm.ctpop.i64")
-        return builder.call(fn, [bits])
+        return _count_first(context, builder, out, args[3], sig.args[3])
     return types.int64(f, lo, hi, nvalid), codegen
 
 
@@ -1229,12 +1234,7 @@ def _vcount_clamp(typingctx, f, lo, hi, nvalid):
         vlo, vhi = splat(args[1]), splat(args[2])
         fc = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
         fc = builder.select(builder.fcmp_ordered(">", fc, vhi), vhi, fc)
-        i64 = ir.IntType(64)
-        bits = builder.zext(builder.bitcast(builder.fcmp_ordered("!=", fc, ff), ir.IntType(16)), i64)
-        n = context.cast(builder, args[3], sig.args[3], types.int64)
-        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(i64, 1), n), ir.Constant(i64, 1)))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]), "llvm.ctpop.i64")
-        return builder.call(fn, [bits])
+        return _count_first(context, builder, builder.fcmp_ordered("!=", fc, ff), args[3], sig.args[3])
     return types.int64(f, lo, hi, nvalid), codegen
 
 
@@ -1582,11 +1582,7 @@ def _vmin32(typingctx, a, b):
 def _vcount_ne(typingctx, a, b, nvalid):
     """Number of the first ``nvalid`` (0..16) int32 lanes where ``a`` and ``b`` differ."""
     def codegen(context, builder, sig, args):
-        bits = builder.zext(builder.bitcast(builder.icmp_signed("!=", args[0], args[1]), ir.IntType(16)), _I64)
-        n = context.cast(builder, args[2], sig.args[2], types.int64)
-        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
-        return builder.call(fn, [bits])
+        return _count_first(context, builder, builder.icmp_signed("!=", args[0], args[1]), args[2], sig.args[2])
     return types.int64(a, b, nvalid), codegen
 
 
@@ -1660,6 +1656,23 @@ def _kconst_n(m0s, shift, corr, nb, valid):
     return _kfold(_vld64_n(m0s, nb, valid), _vld64_n(shift, nb, valid), _vld64_n(corr, nb, valid))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _kpanel(m0s, shift, corr, nb, valid):
+    """Constants of the 16-channel panel at ``nb`` (``valid`` real channels) for
+    :func:`_v16x8_lohi`: ``(me, mo, he, ho, ce, co, te, to)``, the multipliers of the even and
+    odd channels, the same times 256 (for the high-byte sums), folded constants and shifts."""
+    me, ce, te = _kconst_eo(m0s, shift, corr, nb, valid, 0)
+    mo, co, to = _kconst_eo(m0s, shift, corr, nb, valid, 1)
+    eight = _vsplat64(8)
+    return me, mo, _vshl64(me, eight), _vshl64(mo, eight), ce, co, te, to
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kbounds(zy, amin, amax):
+    """``(zv, lov, hiv)``: the zero point and the clamp bounds cut to int32, as 16 lanes."""
+    return _vsplat(zy), _vsplat(max(amin, _I32MIN)), _vsplat(min(amax, _I32MAX))
+
+
 @njit(cache=True, nogil=True)
 def _v16x8_ok(amin, amax):
     """Whether the vector epilogues' int32 clamp is exact for these bounds: any ``amin <=
@@ -1705,17 +1718,11 @@ def _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
     lanes) stay in registers while the rows stream past; two whole panels (``n1 - n0 = 32``,
     the AMX driver's usual call) go together, a row at a time (measured ~10 % faster than
     panel by panel)."""
-    zv = _vsplat(zy)
-    lov = _vsplat(max(amin, _I32MIN))
-    hiv = _vsplat(min(amax, _I32MAX))
-    eight = _vsplat64(8)
+    zv, lov, hiv = _kbounds(zy, amin, amax)
     clamped = 0
     if n1 - n0 == 32:
-        me, ce, te = _kconst_eo(m0s, shift, corr, n0, 16, 0)
-        mo, co, to = _kconst_eo(m0s, shift, corr, n0, 16, 1)
-        me2, ce2, te2 = _kconst_eo(m0s, shift, corr, n0 + 16, 16, 0)
-        mo2, co2, to2 = _kconst_eo(m0s, shift, corr, n0 + 16, 16, 1)
-        he, ho, he2, ho2 = _vshl64(me, eight), _vshl64(mo, eight), _vshl64(me2, eight), _vshl64(mo2, eight)
+        me, mo, he, ho, ce, co, te, to = _kpanel(m0s, shift, corr, n0, 16)
+        me2, mo2, he2, ho2, ce2, co2, te2, to2 = _kpanel(m0s, shift, corr, n0 + 16, 16)
         for m in range(m0, m1):
             o = orow[m]
             if o < 0:
@@ -1731,9 +1738,7 @@ def _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
     for j in range((n1 - n0 + 15) // 16):
         nb = n0 + 16 * j
         valid = min(16, n1 - nb)
-        me, ce, te = _kconst_eo(m0s, shift, corr, nb, valid, 0)
-        mo, co, to = _kconst_eo(m0s, shift, corr, nb, valid, 1)
-        he, ho = _vshl64(me, eight), _vshl64(mo, eight)
+        me, mo, he, ho, ce, co, te, to = _kpanel(m0s, shift, corr, nb, valid)
         for m in range(m0, m1):
             o = orow[m]
             if o < 0:
@@ -1749,24 +1754,9 @@ def _e16x8_lohi(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin,
 
 @njit(cache=True, nogil=True)
 def _epilogue_16x8_lohi_scalar(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
-    """Scalar twin of :func:`_epilogue_16x8_lohi` (same arguments): the combine of the AMX
-    driver and :func:`_epilogue_16x8_rows`'s arithmetic, element by element."""
-    clamped = 0
-    for m in range(m0, m1):
-        o = orow[m]
-        if o < 0:
-            continue
-        for n in range(n0, n1):
-            j = (n - n0) // 16
-            i = (m - m0) * NR + 32 * j + (n - n0) % 16
-            acc = np.int64(T[i + 16]) * 256 + np.int64(T[i])
-            r = fp.multiply_by_quantized_multiplier_16x8(acc + corr[n], m0s[n], shift[n])
-            r = fp.wrap_int32(r + zy)
-            lo_hit = r < amin
-            hi_hit = r > amax
-            clamped += lo_hit | hi_hit
-            _put(out, o + n, amin if lo_hit else (amax if hi_hit else r), osize)
-    return clamped
+    """Scalar twin of :func:`_epilogue_16x8_lohi` (same arguments):
+    :func:`_epilogue_16x8_lohi_cols_scalar` with contiguous outputs (``sn`` = 1)."""
+    return _epilogue_16x8_lohi_cols_scalar(T, m0, m1, n0, n1, corr, orow, 1, out, osize, m0s, shift, zy, amin, amax)
 
 
 @njit(cache=True, nogil=True)
@@ -1825,17 +1815,12 @@ def _e16x8_cols_run(T, m0, m1, n0, n1, corr, orow, sn, out, osize, m0s, shift, z
     """Rows ``m0 .. m1`` (blocks of 16 with consecutive outputs) of :func:`_e16x8_cols`, panel
     by panel (the panel's constants in registers, as :func:`_e16x8_lohi`): per block 16 rows
     of :func:`_v16x8_lohi`, then one store of 16 consecutive outputs per channel."""
-    zv = _vsplat(zy)
-    lov = _vsplat(max(amin, _I32MIN))
-    hiv = _vsplat(min(amax, _I32MAX))
-    eight = _vsplat64(8)
+    zv, lov, hiv = _kbounds(zy, amin, amax)
     clamped = 0
     for j in range((n1 - n0 + 15) // 16):
         nb = n0 + 16 * j
         v = min(16, n1 - nb)
-        me, ce, te = _kconst_eo(m0s, shift, corr, nb, v, 0)
-        mo, co, to = _kconst_eo(m0s, shift, corr, nb, v, 1)
-        he, ho = _vshl64(me, eight), _vshl64(mo, eight)
+        me, mo, he, ho, ce, co, te, to = _kpanel(m0s, shift, corr, nb, v)
         for m in range(m0, m1, 16):
             t = (m - m0) * NR + 32 * j
             c0, k0 = _b16x8_row(T, t, me, mo, he, ho, ce, co, te, to, zv, lov, hiv, v)
@@ -1864,17 +1849,12 @@ def _e16x8_cols_run(T, m0, m1, n0, n1, corr, orow, sn, out, osize, m0s, shift, z
 def _e16x8_cols_rows(T, m0, m1, n0, n1, corr, orow, sn, out, osize, m0s, shift, zy, amin, amax):
     """Rows ``m0 .. m1`` of :func:`_e16x8_cols` whose outputs are not consecutive: the vector
     arithmetic of :func:`_e16x8_lohi`, each element stored on its own."""
-    zv = _vsplat(zy)
-    lov = _vsplat(max(amin, _I32MIN))
-    hiv = _vsplat(min(amax, _I32MAX))
-    eight = _vsplat64(8)
+    zv, lov, hiv = _kbounds(zy, amin, amax)
     clamped = 0
     for j in range((n1 - n0 + 15) // 16):
         nb = n0 + 16 * j
         valid = min(16, n1 - nb)
-        me, ce, te = _kconst_eo(m0s, shift, corr, nb, valid, 0)
-        mo, co, to = _kconst_eo(m0s, shift, corr, nb, valid, 1)
-        he, ho = _vshl64(me, eight), _vshl64(mo, eight)
+        me, mo, he, ho, ce, co, te, to = _kpanel(m0s, shift, corr, nb, valid)
         for m in range(m0, m1):
             o = orow[m]
             if o < 0:
@@ -1888,8 +1868,9 @@ def _e16x8_cols_rows(T, m0, m1, n0, n1, corr, orow, sn, out, osize, m0s, shift, 
 
 @njit(cache=True, nogil=True)
 def _epilogue_16x8_lohi_cols_scalar(T, m0, m1, n0, n1, corr, orow, sn, out, osize, m0s, shift, zy, amin, amax):
-    """Scalar twin of :func:`_epilogue_16x8_lohi_cols` (same arguments): :func:`_epilogue_16x8_lohi_scalar`
-    with output element ``(m, n)`` at ``orow[m] + n * sn``."""
+    """Scalar twin of :func:`_epilogue_16x8_lohi_cols` (same arguments): the combine of the
+    AMX driver (``acc = 256 hi + lo``) and :func:`_epilogue_16x8_rows`'s arithmetic, element by
+    element, output element ``(m, n)`` at ``orow[m] + n * sn``."""
     clamped = 0
     for m in range(m0, m1):
         o = orow[m]
@@ -1932,9 +1913,7 @@ def _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin
     """:func:`_epilogue_16x8_vec` on int64 accumulators: 16 channels = two vectors of 8
     (vpmullq by the multiplier, + the folded constant, vpsravq), per 16-channel block the
     constants in registers while the rows stream past."""
-    zv = _vsplat(zy)
-    lov = _vsplat(max(amin, _I32MIN))
-    hiv = _vsplat(min(amax, _I32MAX))
+    zv, lov, hiv = _kbounds(zy, amin, amax)
     clamped = 0
     for j in range((n1 - n0 + 15) // 16):
         nb = n0 + 16 * j
@@ -1961,9 +1940,7 @@ def _e16x8_t64(T64, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin
 @njit(cache=True, nogil=True)
 def _e16x8_t32(T, m0, m1, n0, n1, corr, orow, out, osize, m0s, shift, zy, amin, amax):
     """:func:`_epilogue_16x8_vec` on the int32 tile: vpmuldq on the even and odd lanes."""
-    zv = _vsplat(zy)
-    lov = _vsplat(max(amin, _I32MIN))
-    hiv = _vsplat(min(amax, _I32MAX))
+    zv, lov, hiv = _kbounds(zy, amin, amax)
     clamped = 0
     for j in range((n1 - n0 + 15) // 16):
         nb = n0 + 16 * j
@@ -2196,8 +2173,10 @@ def epilogue_args(N, corr, requant, osize, int32_tile):
         rp, code, rnd = requant
 
         def per(a, dt):
+            # a writeable copy: RequantParams' arrays are read-only, and Numba compiles the
+            # kernels once more for read-only arrays (a cold AMX compile measured 60-80 s)
             a = np.asarray(a, dt)
-            return np.ascontiguousarray(np.broadcast_to(a, (N,)) if a.size == 1 else a)
+            return np.array(np.broadcast_to(a, (N,)) if a.size == 1 else a, dt)
         args = (1, code, per(rp.multiplier, np.float32), per(rp.multiplier, np.float64), per(rp.m0, np.int64),
                 per(rp.shift, np.int64), per(rp.bias_term, np.float32), rp.out_zero_point, rp.act_min,
                 rp.act_max, rnd)

@@ -46,6 +46,7 @@ from .vnni import (
     XOR8,
     XOR16,
     _cached_pack,
+    _count_first,
     _put,
     _vadd,
     _vclamp_rint,
@@ -169,11 +170,7 @@ def _vcount_outi(typingctx, r, lo, hi, nvalid):
         vlo = _splat(builder, _to_i32(builder, context, args[1], sig.args[1]), _V16)
         vhi = _splat(builder, _to_i32(builder, context, args[2], sig.args[2]), _V16)
         o = builder.or_(builder.icmp_signed("<", args[0], vlo), builder.icmp_signed(">", args[0], vhi))
-        bits = builder.zext(builder.bitcast(o, ir.IntType(16)), _I64)
-        n = context.cast(builder, args[3], sig.args[3], types.int64)
-        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
-        return builder.call(fn, [bits])
+        return _count_first(context, builder, o, args[3], sig.args[3])
     return types.int64(r, lo, hi, nvalid), codegen
 
 
@@ -189,11 +186,7 @@ def _vclamp_count(typingctx, f, lo, hi, nvalid):
         c = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
         c = builder.select(builder.fcmp_ordered(">", c, vhi), vhi, c)
         o = builder.fcmp_unordered("!=", c, ff)
-        bits = builder.zext(builder.bitcast(o, ir.IntType(16)), _I64)
-        n = context.cast(builder, args[3], sig.args[3], types.int64)
-        bits = builder.and_(bits, builder.sub(builder.shl(ir.Constant(_I64, 1), n), ir.Constant(_I64, 1)))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64")
-        return builder.call(fn, [bits])
+        return _count_first(context, builder, o, args[3], sig.args[3])
     return types.int64(f, lo, hi, nvalid), codegen
 
 
