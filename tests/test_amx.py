@@ -194,6 +194,32 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
         _same(plan(x, w, bias, params), ref)
 
 
+def _gemm_at_offset(seed, xdt, wdt, M, K, N, delta, extreme, pow2):
+    """A requantized GEMM whose ``x`` starts ``delta`` bytes past a cache line, with read-only
+    weights: (x, w, bias, params, AMX plan)."""
+    rng = np.random.default_rng(seed)
+    isz = np.dtype(xdt).itemsize
+    raw = np.zeros(M * K * isz + 128, np.uint8)
+    s = (-raw.ctypes.data) % 64 + delta
+    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
+    x[...] = _rand(rng, xdt, (M, K), extreme)
+    assert x.ctypes.data % 64 == delta
+    w = _rand(rng, wdt, (K, N), False)
+    w.flags.writeable = False
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    acc = AccumParams(bits=64) if isz == 2 else AccumParams()
+    p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, pow2))
+    plan = vnni.gemm_plan(x, w, bias, p, amx=True)
+    assert plan.__module__.endswith(".amx")
+    return x, w, bias, p, plan
+
+
+def _same_as_portable_qgemm(plan, x, w, bias, p):
+    with cpu.forced_path("portable"):
+        ref = qgemm(x, w, bias, p)
+    _same(plan(x, w, bias, p), ref)
+
+
 @pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.int16, np.int8),
                                      (np.uint16, np.int16)])
 @pytest.mark.parametrize("delta", [0, 16, 32, 48, 8])
@@ -201,24 +227,8 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
 def test_gemm_amx_misaligned_rows(xdt, wdt, delta, M):
     """Rows of a multiple of 64 bytes starting ``delta`` bytes past a cache line: read as
     aligned chunks with shifted weights (delta 8 has no slot of its own: an aligned copy runs)."""
-    rng = np.random.default_rng(delta + M)
-    K, N = 128, 40
-    isz = np.dtype(xdt).itemsize
-    raw = np.zeros(M * K * isz + 128, np.uint8)
-    s = (-raw.ctypes.data) % 64 + delta
-    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
-    x[...] = _rand(rng, xdt, (M, K), False)
-    assert x.ctypes.data % 64 == delta
-    w = _rand(rng, wdt, (K, N), False)
-    w.flags.writeable = False
-    bias = rng.integers(-5000, 5000, N).astype(np.int32)
-    acc = AccumParams(bits=64) if isz == 2 else AccumParams()
-    p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, False))
-    plan = vnni.gemm_plan(x, w, bias, p, amx=True)
-    assert plan.__module__.endswith(".amx")
-    with cpu.forced_path("portable"):
-        ref = qgemm(x, w, bias, p)
-    _same(plan(x, w, bias, p), ref)
+    x, w, bias, p, plan = _gemm_at_offset(delta + M, xdt, wdt, M, 128, 40, delta, False, False)
+    _same_as_portable_qgemm(plan, x, w, bias, p)
 
 
 @pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int16, np.int8)])
@@ -229,30 +239,16 @@ def test_gemm_amx_interleaved_rows(xdt, wdt, row_bytes, delta, M):
     """Rows of a multiple of 16 (not 64) bytes: tiles of every 2nd / 4th row, each tile's rows
     at one offset within a cache line, with per-offset weight slots; M past a whole block reads
     the tail copy; delta 8 has no slot of its own (an aligned copy of x runs)."""
-    rng = np.random.default_rng(delta + M + row_bytes)
     isz = np.dtype(xdt).itemsize
-    K, N = row_bytes // isz, 72
     assert amx._period(row_bytes) == 64 // np.gcd(row_bytes % 64, 64)
-    raw = np.zeros(M * K * isz + 128, np.uint8)
-    s = (-raw.ctypes.data) % 64 + delta
-    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
-    x[...] = _rand(rng, xdt, (M, K), True)
-    w = _rand(rng, wdt, (K, N), False)
-    w.flags.writeable = False
-    bias = rng.integers(-5000, 5000, N).astype(np.int32)
-    acc = AccumParams(bits=64) if isz == 2 else AccumParams()
-    p = GemmParams(x_zero_point=3, accum=acc, requant=_requant(rng, N, xdt, True))
-    plan = vnni.gemm_plan(x, w, bias, p, amx=True)
-    assert plan.__module__.endswith(".amx")
+    x, w, bias, p, plan = _gemm_at_offset(delta + M + row_bytes, xdt, wdt, M, row_bytes // isz, 72, delta, True, True)
     cells = dict(zip(plan.__code__.co_freevars, (c.cell_contents for c in plan.__closure__)))
     if isz == 2:      # 16-bit activations with 8-bit weights: split into byte planes, no interleaving
-        assert cells["launch"].fam == 4
+        assert cells["launch"].fam == amx.FAM_SPLIT
     else:
         assert set(cells["launches"]) == {0, 16, 32, 48}
         assert len(set(cells["launches"][16].pslot.tolist())) > 1     # row classes on different slots
-    with cpu.forced_path("portable"):
-        ref = qgemm(x, w, bias, p)
-    _same(plan(x, w, bias, p), ref)
+    _same_as_portable_qgemm(plan, x, w, bias, p)
 
 
 def test_row_tiles_cover_rows_once():
@@ -283,7 +279,8 @@ def test_conv_amx_pixels_of_16_to_48_bytes(xdt, C, k, d, NB):
     plan = vnni.conv_plan(x, w, bias, p, amx=True)
     assert plan.__module__.endswith(".amx")
     launch = dict(zip(plan.__code__.co_freevars, (c.cell_contents for c in plan.__closure__)))["launch"]
-    assert launch.fam == (5 if np.dtype(xdt).itemsize == 2 else int(np.dtype(xdt) == np.int8))
+    assert launch.fam == (amx.FAM_PLANES if np.dtype(xdt).itemsize == 2 else
+                          amx.FAM_S8 if np.dtype(xdt) == np.int8 else amx.FAM_U8)
     with cpu.forced_path("portable"):
         ref = qconv2d(x, w, bias, p)
     _same(plan(x, w, bias, p), ref)
