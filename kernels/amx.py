@@ -506,6 +506,22 @@ def _aligned_copy(a):
     return out
 
 
+def _under_chunks(wrows, kmap, pan_w, dtype):
+    """The weight rows under each element of each chunk, ``(nkc, elements, channels padded to
+    whole panels of pan_w)`` in ``dtype``, zero where ``kmap`` is negative."""
+    E, N = wrows.shape
+    g = np.vstack([wrows, np.zeros((1, N), np.int64)])
+    G = g[np.where(kmap < 0, E, kmap)]
+    Gp = np.zeros(G.shape[:2] + (-(-N // pan_w) * pan_w,), dtype)
+    Gp[:, :, :N] = G
+    return Gp
+
+
+def _packed(bp, wrows, nkc, w16=False):
+    return AmxWeights(_aligned_copy(bp), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0,
+                      wrows.shape[1], nkc, w16=w16)
+
+
 def pack_weights(wrows, kmap):
     """Pack centred weights ``wrows[e, n]`` (int64, values in int8) for the chunks ``kmap``:
     ``kmap[kc, i]`` is the weight row under element ``i`` of chunk ``kc`` (-1: zero), 64
@@ -515,16 +531,11 @@ def pack_weights(wrows, kmap):
     for each of 16 channels the 4 bytes of elements ``4r..4r+3``.
     """
     wrows = np.asarray(wrows, np.int64)
-    E, N = wrows.shape
     nkc = kmap.shape[0]
-    g = np.vstack([wrows, np.zeros((1, N), np.int64)])
-    G = g[np.where(kmap < 0, E, kmap)]                      # (nkc, 64, N)
-    npan = (N + 31) // 32
-    Gp = np.zeros((nkc, 64, npan * 32), np.int8)
-    Gp[:, :, :N] = G
-    t = Gp.reshape(nkc, 16, 4, npan, 2, 16)                 # kc, r, q, panel, half, j
+    Gp = _under_chunks(wrows, kmap, 32, np.int8)           # (nkc, 64, channels)
+    t = Gp.reshape(nkc, 16, 4, -1, 2, 16)                   # kc, r, q, panel, half, j
     bp = t.transpose(3, 4, 0, 1, 5, 2)                      # panel, half, kc, r, j, q
-    return AmxWeights(_aligned_copy(bp), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, N, nkc)
+    return _packed(bp, wrows, nkc)
 
 
 def pack_weights16(wrows, kmap):
@@ -534,13 +545,9 @@ def pack_weights16(wrows, kmap):
     ``lo = w & 0xFF`` (unsigned) and ``hi = w >> 8`` (signed): under the activations' low
     bytes, then under their high bytes."""
     wrows = np.asarray(wrows, np.int64)
-    E, N = wrows.shape
     nkc = kmap.shape[0]
-    g = np.vstack([wrows, np.zeros((1, N), np.int64)])
-    G = g[np.where(kmap < 0, E, kmap)]                      # (nkc, 32, N)
-    npan = (N + 15) // 16
-    Gp = np.zeros((nkc, 32, npan * 16), np.int64)
-    Gp[:, :, :N] = G
+    Gp = _under_chunks(wrows, kmap, 16, np.int64)          # (nkc, 32, channels)
+    npan = Gp.shape[2] // 16
     te = Gp.reshape(nkc, 16, 2, npan, 16).transpose(3, 0, 1, 4, 2)   # panel, kc, r, j, e
     lo = (te & 0xFF).astype(np.uint8)
     hi = (te >> 8).astype(np.int8).view(np.uint8)
@@ -548,8 +555,7 @@ def pack_weights16(wrows, kmap):
     for k, (part, off) in enumerate(((lo, 0), (hi, 0), (lo, 1), (hi, 1))):
         z[:, :, k, :, :, off] = part[..., 0]
         z[:, :, k, :, :, off + 2] = part[..., 1]
-    return AmxWeights(_aligned_copy(z), wrows.sum(axis=0), int(np.abs(wrows).max()) if wrows.size else 0, N, nkc,
-                      w16=True)
+    return _packed(z, wrows, nkc, w16=True)
 
 
 def fits_int32(K, x_bytes, signed, maxabs, w16=False):
