@@ -57,7 +57,7 @@ from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
 from . import cpu, vnni
-from .params import SCHEME_CODE
+from .params import SCHEME_CODE, KernelStats
 from .schemes import Requant
 
 __all__ = ["TILE_ROWS", "CHUNK_BYTES", "AmxWeights", "pack_weights", "pack_weights16", "Launch", "gemm_fn", "conv_fn", "peak_gops",
@@ -597,7 +597,7 @@ def _task_grid(npairs, npan, threads, pair_bytes):
 class Launch:
     """Everything of one fused run that does not depend on the activations, prepared once
     per plan: tiles (odd lists padded with a dropped copy of the last tile), the correction
-    ``-zx * colsum(w) + bias``, the epilogue's arguments. ``launch(a_bytes, at_bytes, out)``
+    ``-zx * colsum(w) + bias``, the epilogue's arguments. ``launch(a_bytes, at_bytes, out_bytes)``
     runs :func:`_run` and returns the clamp count.
 
     ``koff`` is one row of chunk offsets, or one per slot (``koff[s]``, all of one length)
@@ -647,12 +647,29 @@ class Launch:
                        aw.bp, aw.n, self.pan_w, self.corr, self.sn)
         self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
 
-    def __call__(self, a_bytes, at_bytes, out):
+    def __call__(self, a_bytes, at_bytes, out_bytes):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out.reshape(-1).view(np.uint8),
-                    *self._epi)
+        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out_bytes, *self._epi)
+
+
+class _Stats:
+    """The KernelStats of a plan's calls (``macs`` fixed): the last object is handed out again
+    while the clamp count repeats (a frozen dataclass costs 0.75 us to build, a tenth of a
+    small GEMM's call)."""
+
+    __slots__ = ("macs", "last")
+
+    def __init__(self, macs):
+        self.macs = macs
+        self.last = KernelStats(macs=macs)
+
+    def __call__(self, clamped):
+        s = self.last
+        if s.out_clamped != clamped:
+            s = self.last = KernelStats(macs=self.macs, out_clamped=clamped)
+        return s
 
 
 # ---------------------------------------------------------------------------------------
@@ -802,7 +819,6 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     * other rows are copied into aligned rows when 4 or more channel panels read them, and
       read in place otherwise.
     """
-    from .params import KernelStats
     isz = x.dtype.itemsize
     if isz == 2:
         fn = _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params)
@@ -848,6 +864,8 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         tslot = np.array([shifts.index((d + c * ldp) % CHUNK_BYTES) if per else 0 for c in range(tper)])[cls]
         launches[d] = Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
                              requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
+    osize = out_dt.itemsize
+    stats = _Stats(M * N * K)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     has_tail = bool(tsrc.any())
 
@@ -873,10 +891,9 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
             at = raw[off:off + at_len]
             src = ab[first * blk_bytes: M * ldp]
             at[:src.size] = src
-        out = np.empty(M * N, out_dt)
-        clamped = launches[delta](ab, at, out)
-        return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
-                                                   out_clamped=clamped)
+        ob = np.empty(M * N * osize, np.uint8)
+        clamped = launches[delta](ab, at, ob)
+        return ob.view(out_dt).reshape(*lead, N), stats(clamped)
     fn.reusable = reusable
     return fn
 
@@ -886,7 +903,6 @@ def _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, par
     ``x`` into a low-byte and a high-byte plane (:func:`_split_rows`, rows padded to whole cache
     lines) and multiplies both with the 8-bit weight packing (:func:`_mk_split`); None when the
     centred weights leave int8 (then :func:`gemm_fn`'s four-byte int16 packing runs)."""
-    from .params import KernelStats
     koff, kmap = _shifted_chunks(K, 1, 0)
     aw = _weights(owner, key + ("split",), centred_rows, kmap, False)
     reusable = _exact(x, zx, K, aw, bias, params.accum)
@@ -898,14 +914,14 @@ def _gemm_split_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, par
     out_dt = _out_dtype(rq, params.accum)
     launch = Launch(tbase, np.zeros(tbase.shape[0], np.uint8), torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype,
                     zx=zx, bias=bias, requant=rq, osize=out_dt.itemsize, src_ld=2 * K)
+    stats = _Stats(M * N * K)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)
 
     def fn(x_q, w_q, bias_q, pp):
         xa = x_q if type(x_q) is np.ndarray and x_q.flags.c_contiguous else np.ascontiguousarray(x_q)
-        out = np.empty(M * N, out_dt)
-        clamped = launch(xa.reshape(-1).view(np.uint8), no_tail, out)
-        return out.reshape(*lead, N), KernelStats(macs=M * N * K, acc_overflows=0, pair_saturations=0,
-                                                   out_clamped=clamped)
+        ob = np.empty(M * N * out_dt.itemsize, np.uint8)
+        clamped = launch(xa.reshape(-1).view(np.uint8), no_tail, ob)
+        return ob.view(out_dt).reshape(*lead, N), stats(clamped)
     fn.reusable = reusable
     return fn
 
@@ -926,7 +942,6 @@ def conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params)
 
 
 def _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params, planes):
-    from .params import KernelStats
     NB, C, H, W = x.shape
     Cout, _, KH, KW = wshape
     (pt, pl, _, _), (sh, sw), (dh, dw), OH, OW, Hp, Wp = geometry
@@ -978,6 +993,7 @@ def _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params
     hoff = -(-alloc // CHUNK_BYTES) * CHUNK_BYTES
     launch = Launch(tbase, tsrc, torow, stride, koff, aw, OHW, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
                     requant=rq, osize=out_dt.itemsize, planes_hoff=hoff if planes else 0)
+    stats = _Stats(NB * OHW * Cout * K)
     flip = x.dtype == np.uint16
     zb = (int(zx) ^ 0x8000) if flip else int(zx) & 0xFFFF     # the zero point's bytes, as the planes hold it
 
@@ -1002,10 +1018,9 @@ def _conv_fn(x, wshape, geometry, centred_rows, owner, key, zx, bias, rq, params
         return buf
 
     def fn(x_q, w_q, bias_q, pp):
-        out = np.empty(NB * Cout * OHW, out_dt)
-        clamped = launch(fill(x_q), at, out)
-        return out.reshape(NB, Cout, OH, OW), KernelStats(macs=NB * OHW * Cout * K, acc_overflows=0,
-                                                           pair_saturations=0, out_clamped=clamped)
+        ob = np.empty(NB * Cout * OHW * out_dt.itemsize, np.uint8)
+        clamped = launch(fill(x_q), at, ob)
+        return ob.view(out_dt).reshape(NB, Cout, OH, OW), stats(clamped)
     fn.reusable = reusable
     return fn
 
