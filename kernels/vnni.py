@@ -237,6 +237,19 @@ def _as_f(builder, v):
     return builder.bitcast(v, _F16)
 
 
+def _clamp_f32(builder, ff, lo, hi):
+    """Codegen: the float32 lanes ``ff`` clamped to [float(lo), float(hi)] (integer scalars),
+    the low bound first as in the scalar code; one copy for the clamp, its counts and the
+    rounding (LLVM merges the identical selects of one vector)."""
+    def splat(x):
+        v = builder.insert_element(ir.Constant(_F16, ir.Undefined), builder.sitofp(x, ir.FloatType()),
+                                   ir.Constant(_I32, 0))
+        return builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
+    vlo, vhi = splat(lo), splat(hi)
+    ff = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
+    return builder.select(builder.fcmp_ordered(">", ff, vhi), vhi, ff)
+
+
 @intrinsic
 def _vadd(typingctx, a, b):
     """Lane-wise wrapping int32 addition."""
@@ -289,13 +302,7 @@ def _vclamp_rint(typingctx, f, lo, hi, zy):
     def codegen(context, builder, sig, args):
         ff = _as_f(builder, args[0])
 
-        def splat(x):
-            v = builder.insert_element(ir.Constant(_F16, ir.Undefined), builder.sitofp(x, ir.FloatType()),
-                                       ir.Constant(_I32, 0))
-            return builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
-        vlo, vhi = splat(args[1]), splat(args[2])
-        ff = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
-        ff = builder.select(builder.fcmp_ordered(">", ff, vhi), vhi, ff)
+        ff = _clamp_f32(builder, ff, args[1], args[2])
         rint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F16, [_F16]), "llvm.rint.v16f32")
         r = builder.fptosi(builder.call(rint, [ff]), _V16)
         z = builder.trunc(args[3], _I32) if args[3].type.width > 32 else args[3]
@@ -1264,13 +1271,7 @@ def _vcount_clamp(typingctx, f, lo, hi, nvalid):
     def codegen(context, builder, sig, args):
         ff = _as_f(builder, args[0])
 
-        def splat(x):
-            v = builder.insert_element(ir.Constant(_F16, ir.Undefined), builder.sitofp(x, ir.FloatType()),
-                                       ir.Constant(_I32, 0))
-            return builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
-        vlo, vhi = splat(args[1]), splat(args[2])
-        fc = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
-        fc = builder.select(builder.fcmp_ordered(">", fc, vhi), vhi, fc)
+        fc = _clamp_f32(builder, ff, args[1], args[2])
         return _count_first(context, builder, builder.fcmp_ordered("!=", fc, ff), args[3], sig.args[3])
     return types.int64(f, lo, hi, nvalid), codegen
 
@@ -1283,13 +1284,7 @@ def _vcount_clamp_acc(typingctx, acc, f, lo, hi):
     def codegen(context, builder, sig, args):
         ff = _as_f(builder, args[1])
 
-        def splat(x):
-            v = builder.insert_element(ir.Constant(_F16, ir.Undefined), builder.sitofp(x, ir.FloatType()),
-                                       ir.Constant(_I32, 0))
-            return builder.shuffle_vector(v, ir.Constant(_F16, ir.Undefined), ir.Constant(_V16, None))
-        vlo, vhi = splat(args[2]), splat(args[3])
-        fc = builder.select(builder.fcmp_ordered("<", ff, vlo), vlo, ff)
-        fc = builder.select(builder.fcmp_ordered(">", fc, vhi), vhi, fc)
+        fc = _clamp_f32(builder, ff, args[2], args[3])
         changed = builder.fcmp_ordered("!=", fc, ff)
         return builder.select(changed, builder.add(args[0], ir.Constant(_V16, [1] * 16)), args[0])
     return zmm(acc, f, lo, hi), codegen
