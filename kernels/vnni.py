@@ -1043,11 +1043,16 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
     outputs) are called with literal ``sn`` / ``osize`` so that Numba compiles them with the
     store width and the row layout known (measured 3x faster than deciding per vector)."""
     if sn == 1:
-        if n1 - n0 == NR:
+        if n1 - n0 == NR and lo <= hi:
             if osize == 1:
-                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1)
+                # the packs saturate: equal to the byte truncation only for results inside one byte range
+                if -128 <= lo + zy and hi + zy <= 127:
+                    return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_S8)
+                if 0 <= lo + zy and hi + zy <= 255:
+                    return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_U8)
+                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, 0)
             if osize == 2:
-                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 2)
+                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 2, 0)
         if osize == 1:
             return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 1, R)
         if osize == 2:
@@ -1059,51 +1064,19 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
     return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osize, R)
 
 
+PACK_S8 = 1     # _epilogue_f32_rows64: one-byte rows leave through signed packs
+PACK_U8 = 2     # ... through unsigned packs (0: one narrowing store per vector)
+
+
 @njit(cache=True, nogil=True)
-def _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize):
+def _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize, pack):
     """:func:`_epilogue_f32_body` for whole rows of 64 contiguous outputs (``sn`` = 1, ``n1 -
-    n0`` = 64): the four vectors of correction and scale stay in registers across the rows and
-    each row is four straight-line vector steps (measured 0.2 ns per output through the
-    general loop, whose per-vector bounds and reloads cost more than the arithmetic). One-byte
-    outputs leave as one 64-byte store (:func:`_vpack4_st8`) and the clamps are counted in a
-    vector (:func:`_vcount_clamp_acc`): 0.144 -> 0.10 ns per output in isolation."""
-    if osize == 1 and lo <= hi:
-        # the packs saturate: equal to the byte truncation only for results inside one byte range
-        if -128 <= lo + zy and hi + zy <= 127:
-            return _rows64_bytes(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, True)
-        if 0 <= lo + zy and hi + zy <= 255:
-            return _rows64_bytes(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, False)
-    c0 = _vload(corr32, n0)
-    c1 = _vload(corr32, n0 + 16)
-    c2 = _vload(corr32, n0 + 32)
-    c3 = _vload(corr32, n0 + 48)
-    s0 = _vload(mf, n0)
-    s1 = _vload(mf, n0 + 16)
-    s2 = _vload(mf, n0 + 32)
-    s3 = _vload(mf, n0 + 48)
-    clamped = 0
-    for m in range(m0, m1):
-        o = orow[m]
-        if o < 0:
-            continue
-        t = (m - m0) * NR
-        f0 = _vcvt_mul(_vadd(_vload(T, t), c0), s0)
-        f1 = _vcvt_mul(_vadd(_vload(T, t + 16), c1), s1)
-        f2 = _vcvt_mul(_vadd(_vload(T, t + 32), c2), s2)
-        f3 = _vcvt_mul(_vadd(_vload(T, t + 48), c3), s3)
-        clamped += (_vcount_out(f0, lo, hi, 16) + _vcount_out(f1, lo, hi, 16) + _vcount_out(f2, lo, hi, 16)
-                    + _vcount_out(f3, lo, hi, 16))
-        _vput(out, o + n0, _vclamp_rint(f0, lo, hi, zy), osize)
-        _vput(out, o + n0 + 16, _vclamp_rint(f1, lo, hi, zy), osize)
-        _vput(out, o + n0 + 32, _vclamp_rint(f2, lo, hi, zy), osize)
-        _vput(out, o + n0 + 48, _vclamp_rint(f3, lo, hi, zy), osize)
-    return clamped
-
-
-@njit(cache=True, nogil=True)
-def _rows64_bytes(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, signed):
-    """:func:`_epilogue_f32_rows64` for one-byte outputs in ``[lo + zy, hi + zy]`` (``lo <=
-    hi``), inside int8 (``signed``, a literal) or inside uint8."""
+    n0`` = 64, ``lo <= hi``): the four vectors of correction and scale stay in registers across
+    the rows and each row is four straight-line vector steps (measured 0.2 ns per output through
+    the general loop, whose per-vector bounds and reloads cost more than the arithmetic); the
+    clamps are counted in a vector (:func:`_vcount_clamp_acc`). With ``pack`` (a literal:
+    PACK_S8 / PACK_U8, one-byte results inside int8 / uint8) a row leaves as one 64-byte store
+    (:func:`_vpack4_st8`): 0.144 -> 0.10 ns per output in isolation."""
     c0 = _vload(corr32, n0)
     c1 = _vload(corr32, n0 + 16)
     c2 = _vload(corr32, n0 + 32)
@@ -1124,8 +1097,19 @@ def _rows64_bytes(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, signed):
         f3 = _vcvt_mul(_vadd(_vload(T, t + 48), c3), s3)
         cnt = _vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(cnt, f0, lo, hi), f1, lo, hi),
                                                   f2, lo, hi), f3, lo, hi)
-        _vpack4_st8(out, o + n0, _vclamp_rint(f0, lo, hi, zy), _vclamp_rint(f1, lo, hi, zy),
-                    _vclamp_rint(f2, lo, hi, zy), _vclamp_rint(f3, lo, hi, zy), signed)
+        r0 = _vclamp_rint(f0, lo, hi, zy)
+        r1 = _vclamp_rint(f1, lo, hi, zy)
+        r2 = _vclamp_rint(f2, lo, hi, zy)
+        r3 = _vclamp_rint(f3, lo, hi, zy)
+        if pack == PACK_S8:
+            _vpack4_st8(out, o + n0, r0, r1, r2, r3, True)
+        elif pack == PACK_U8:
+            _vpack4_st8(out, o + n0, r0, r1, r2, r3, False)
+        else:
+            _vput(out, o + n0, r0, osize)
+            _vput(out, o + n0 + 16, r1, osize)
+            _vput(out, o + n0 + 32, r2, osize)
+            _vput(out, o + n0 + 48, r3, osize)
     return _vhsum(cnt)
 
 
