@@ -55,6 +55,7 @@ import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
+from numba.np.ufunc import parallel as _numba_parallel
 
 from . import cpu, vnni
 from .params import SCHEME_CODE, KernelStats
@@ -677,7 +678,17 @@ class Launch:
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(get_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out_bytes, *self._epi)
+        return _run(_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out_bytes, *self._epi)
+
+
+def _num_threads():
+    """``numba.get_num_threads()`` without its two lock acquisitions once Numba's threading
+    layer is up (0.9 -> 0.2 us a call; the count is still the calling thread's own)."""
+    if getattr(_numba_parallel, "_is_initialized", False):
+        n = _numba_parallel._get_num_threads()
+        if n > 0:
+            return n
+    return get_num_threads()
 
 
 class _Stats:
@@ -894,11 +905,13 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     stats = _Stats(M * N * K)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     has_tail = bool(tsrc.any())
+    as_bytes = x.dtype != np.uint8
+    oshape = (*lead, N)
 
     def fn(x_q, w_q, bias_q, pp):
         xa = x_q if type(x_q) is np.ndarray and x_q.flags.c_contiguous else np.ascontiguousarray(x_q)
         ab = xa.reshape(-1)
-        if ab.dtype != np.uint8:
+        if as_bytes:
             ab = ab.view(np.uint8)
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), M, ldp)
@@ -919,7 +932,7 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
             at[:src.size] = src
         ob = np.empty(M * N * osize, np.uint8)
         clamped = launches[delta](ab, at, ob)
-        return ob.view(out_dt).reshape(*lead, N), stats(clamped)
+        return ob.view(out_dt).reshape(oshape), stats(clamped)
     fn.reusable = reusable
     return fn
 

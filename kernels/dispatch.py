@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from . import cpu, vnni
 
-__all__ = ["fast_path", "plan_for"]
+__all__ = ["fast_path", "plan_for", "last_plan"]
 
 
 def fast_path(kind: str, **problem):
@@ -50,3 +50,13 @@ def plan_for(kind: str, x, w, bias, params):
     if kind == "depthwise":
         return vnni.memo_plan(kind, path, args, lambda: vnni.depthwise_plan(*args))
     return None
+
+
+def last_plan(kind: str, x, w, bias, params):
+    """The plan :func:`plan_for` returned for the previous ``kind`` call when this one has the
+    very same weights, bias and params objects and activation shape and dtype, else None (the
+    kernels' first check: :func:`hwsim.kernels.vnni.last_plan`)."""
+    path = cpu.kernel_path()
+    if path == "portable":
+        return None
+    return vnni.last_plan(kind, path, x, w, bias, params)

@@ -2388,11 +2388,43 @@ def memo_plan(kind, path, problem, make):
     key = ("plan", kind, path, xa.shape, xa.dtype.str, id(bias), id(params))
     hit = _memo_get(owner, key)
     if hit is not None and hit[0] is bias and hit[1] is params:
+        _remember_last(kind, path, xa, owner, bias, params, hit[2])
         return hit[2]
     fn = make()
     if fn is not None and getattr(fn, "reusable", False):
         _memo_put(owner, key, (bias, params, fn))
+        _remember_last(kind, path, xa, owner, bias, params, fn)
     return fn
+
+
+# per kind, the plan memo_plan handed out last and what it was for: (weakref to the weights,
+# bias, params, kernel path, activation shape, activation dtype, plan)
+_LAST_PLAN: dict = {}
+
+
+def _remember_last(kind, path, x, owner, bias, params, fn):
+    import weakref
+
+    def forget(ref, kind=kind, last=_LAST_PLAN):    # the weights are gone: so is their plan
+        e = last.get(kind)
+        if e is not None and e[0] is ref:
+            del last[kind]
+    _LAST_PLAN[kind] = (weakref.ref(owner, forget), bias, params, path, x.shape, x.dtype, fn)
+
+
+def last_plan(kind, path, x, w, bias, params):
+    """The plan :func:`memo_plan` handed out last for ``kind`` when this call has the very same
+    weights, bias and params objects, activation shape and dtype and kernel path (and the
+    weights and bias are still read-only), else None: a repeated call skips the memo's key
+    (0.3 us against 0.9 for the memo lookup). Such a call also passed the kernel's input
+    checks before, which depend on nothing else."""
+    e = _LAST_PLAN.get(kind)
+    if (e is None or e[1] is not bias or e[2] is not params or e[3] != path or type(x) is not np.ndarray
+            or e[0]() is not w or e[4] != x.shape or e[5] is not x.dtype):
+        return None
+    if _owner(w) is None or (bias is not None and bias.flags.writeable):
+        return None
+    return e[6]
 
 
 def _memo_get(owner, key):

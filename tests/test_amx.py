@@ -169,6 +169,48 @@ def test_memoised_plan_reused_only_for_same_objects():
         "gemm", x=x, w=w, bias=bw, params=p)
 
 
+def test_last_plan_only_for_the_very_same_call():
+    """qgemm's first check (dispatch.last_plan) hands back the previous plan only for the same
+    weights, bias and params objects, activation shape and dtype and kernel path, and never
+    once the weights or the bias are writeable (their values could have changed)."""
+    rng = np.random.default_rng(5)
+    x = _rand(rng, np.uint8, (20, 64), False)
+    w = _rand(rng, np.int8, (64, 32), False)
+    w.flags.writeable = False
+    b = rng.integers(-100, 100, 32).astype(np.int32)
+    b.flags.writeable = False
+    rq = RequantParams.create("onnxruntime", 0.02, np.full(32, 0.004), 0.3, IntFormat(8, signed=False), 100)
+    p = GemmParams(x_zero_point=7, requant=rq)
+    y = qgemm(x, w, b, p)
+    plan = dispatch.last_plan("gemm", x, w, b, p)
+    assert plan is not None and plan is dispatch.plan_for("gemm", x, w, b, p)
+    _same(qgemm(x.copy(), w, b, p), y)
+    assert dispatch.last_plan("gemm", x, w, b, GemmParams(x_zero_point=7, requant=rq)) is None
+    assert dispatch.last_plan("gemm", x, w, b.copy(), p) is None
+    assert dispatch.last_plan("gemm", x[:10], w, b, p) is None
+    assert dispatch.last_plan("gemm", x.view(np.int8), w, b, p) is None
+    assert dispatch.last_plan("gemm", x, w.copy(), b, p) is None
+    with cpu.forced_path("vnni"):
+        assert dispatch.last_plan("gemm", x, w, b, p) is None
+    with cpu.forced_path("portable"):
+        assert dispatch.last_plan("gemm", x, w, b, p) is None
+        ref = qgemm(x, w, b, p)
+    _same(y, ref)
+    b.flags.writeable = True
+    assert dispatch.last_plan("gemm", x, w, b, p) is None
+    b[0] += 1000
+    with cpu.forced_path("portable"):
+        ref2 = qgemm(x, w, b, p)
+    _same(qgemm(x, w, b, p), ref2)
+    b.flags.writeable = False
+    w.flags.writeable = True
+    assert dispatch.last_plan("gemm", x, w, b, p) is None
+    w[0, 0] = -w[0, 0] - 1
+    with cpu.forced_path("portable"):
+        ref3 = qgemm(x, w, b, p)
+    _same(qgemm(x, w, b, p), ref3)
+
+
 def test_peak_positive():
     from hwsim.kernels import amx
     assert amx.peak_gops(seconds=0.01) > 0
