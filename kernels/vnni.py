@@ -1264,13 +1264,19 @@ def _vcount_clamp(typingctx, f, lo, hi, nvalid):
 def _vcount_clamp_acc(typingctx, acc, f, lo, hi):
     """``acc`` + 1 in the float32 lanes of ``f`` that the clamp of :func:`_vclamp_rint` changes
     (:func:`_vcount_clamp` without leaving the vector unit: one compare and a masked add per
-    vector instead of two compares, a mask move and a popcount; :func:`_vhsum` at the end)."""
+    vector instead of two compares, a mask move and a popcount; :func:`_vhsum` at the end).
+
+    The vector of ones passes through an empty inline-asm statement: with a constant, LLVM
+    rewrites ``select(m, acc + 1, acc)`` as ``acc - sext(m)`` (``vpmovm2d`` + ``vpsubd``, two
+    uops on the two 512-bit ports), with an opaque value it keeps one masked ``vpaddd``
+    (0.125 -> 0.11 ns per output in isolation)."""
     def codegen(context, builder, sig, args):
         ff = _as_f(builder, args[1])
 
         fc = _clamp_f32(builder, ff, args[2], args[3])
         changed = builder.fcmp_ordered("!=", fc, ff)
-        return builder.select(changed, builder.add(args[0], ir.Constant(_V16, [1] * 16)), args[0])
+        ones = builder.call(ir.InlineAsm(ir.FunctionType(_V16, [_V16]), "", "=v,0"), [ir.Constant(_V16, [1] * 16)])
+        return builder.select(changed, builder.add(args[0], ones), args[0])
     return zmm(acc, f, lo, hi), codegen
 
 
