@@ -484,8 +484,23 @@ def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stri
 
 
 @njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
-         mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
+def _run(threads, fam, A, At, out, I, F, nmf, U, Bp, mult, corr32, src_ld, stride, N, pan_w, sn, osize, mode, code,
+         zy, amin, amax, rnd, vec):
+    """:func:`_launch` with its constant arrays gathered by :class:`Launch` into a few (each
+    array argument costs about 60 ns to pass from Python, an integer 10): ``I`` the int64 ones
+    after a header of offsets (array k is ``I[I[k]: I[k + 1]]``: tbase, torow, pslot, kn, koff
+    flattened, corr, m0s, shift), ``F`` the float32 ones (mf = ``F[:nmf]``, bterm the rest), ``U``
+    the uint8 ones (the 64-byte tile configuration, then tsrc)."""
+    kn = I[I[3]:I[4]]
+    koff = I[I[4]:I[5]].reshape((kn.shape[0], (I[5] - I[4]) // kn.shape[0]))
+    return _launch(threads, fam, A, At, I[I[0]:I[1]], U[64:], I[I[1]:I[2]], I[I[2]:I[3]], kn, src_ld, stride, koff, Bp,
+                   N, pan_w, I[I[5]:I[6]], sn, out, osize, mode, code, F[:nmf], mult, I[I[6]:I[7]], I[I[7]:I[8]],
+                   F[nmf:], zy, amin, amax, rnd, vec, corr32, U[:64])
+
+
+@njit(cache=True, nogil=True)
+def _launch(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
+            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
     """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
     activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
     parallel over ``threads`` (Numba's count, read in Python: read here it would keep the
@@ -668,17 +683,22 @@ class Launch:
             np.ascontiguousarray(kcount, np.int64)
         self.pan_w = 16 if dt.itemsize == 2 else 32
         self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, dt.itemsize == 1)
-        # _run's arguments around the activations and the output, gathered once (a call costs
-        # a few microseconds of Python; this saves 30 attribute reads of it)
-        self._tiles = (self.tbase, self.tsrc, self.torow, self.pslot, self.kn, self.src_ld, self.stride, self.koff,
-                       aw.bp, aw.n, self.pan_w, self.corr, self.sn)
-        self._epi = (osize,) + tuple(self.args) + (self.vec, self.corr32, _CFG)
+        mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd = self.args
+        # _run's arguments after the activations and the output, gathered once (see _run)
+        i64 = [self.tbase, self.torow, self.pslot, self.kn, self.koff, self.corr, m0s, shift]
+        head = np.cumsum([len(i64) + 1] + [a.size for a in i64])
+        blob_i = np.concatenate([head] + [np.asarray(a, np.int64).reshape(-1) for a in i64]).astype(np.int64)
+        blob_f = np.concatenate([mf, bterm]).astype(np.float32)
+        blob_u = np.concatenate([_CFG, self.tsrc]).astype(np.uint8)
+        self._consts = (blob_i, blob_f, mf.size, blob_u, aw.bp, np.ascontiguousarray(mult, np.float64), self.corr32,
+                        self.src_ld, self.stride, aw.n, self.pan_w, self.sn, osize, mode, code, zy, amin, amax, rnd,
+                        self.vec)
 
     def __call__(self, a_bytes, at_bytes, out_bytes):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(_num_threads(), self.fam, a_bytes, at_bytes, *self._tiles, out_bytes, *self._epi)
+        return _run(_num_threads(), self.fam, a_bytes, at_bytes, out_bytes, *self._consts)
 
 
 def _num_threads():
