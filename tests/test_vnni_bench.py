@@ -48,9 +48,12 @@ def test_json_written(tmp_path, monkeypatch):
     monkeypatch.setattr(hb, "QUICK_CONV", [(4, 6, 6, 8, 3, 1, 1)])
     monkeypatch.setattr(hb, "DW_SHAPES", [(4, 6, 6, 3, 1, 1)])
     out = tmp_path / "b.json"
-    assert main(["bench", "--quick", "--threads", "1", "--min-time", "0.001", "--no-startup", "--json",
-                 str(out)]) == 0
+    assert main(["bench", "--quick", "--threads", "1", "--threads", "2", "--min-time", "0.001", "--no-startup",
+                 "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     kinds = {r["kernel"] for r in data["rows"]}
     assert kinds == {"gemm", "conv3x3", "dw3x3"}
     assert all(r["gops"] > 0 for r in data["rows"])
+    two = [r for r in data["rows"] if r["threads"] == 2]
+    assert two and all(r["scaling"] > 0 and r["scaling_across_passes"] > 0 for r in two)
+    assert not any("scaling" in r for r in data["rows"] if r["threads"] == 1)
