@@ -1,7 +1,7 @@
 """Median (min-max) of several ``hwsim bench --json`` runs, per kernel x pair x shape x threads.
 
-On a shared machine single runs move by +-30 %; ratios (to the peers, to one thread, W4A8 to
-W8A8) are taken within each run first, then summarised. Usage::
+On a shared machine single runs move by +-30 %; ratios (to onnxruntime and torch, to one
+thread, W4A8 to W8A8) are taken within each run first, then summarised. Usage::
 
     python3 bench/summarize.py bench/results/bench-0928Z-aligned.json bench/results/bench-0932Z-aligned.json ...
 """
@@ -36,6 +36,16 @@ def per_run(paths, field):
     return out
 
 
+def ratio_per_run(paths, peer):
+    """{key: [our GOP/s over the peer's ``peer`` field (e.g. ``torch_int_gops``) in each run]}."""
+    out = {}
+    for p in paths:
+        for r in json.load(open(p))["rows"]:
+            if r.get(peer):
+                out.setdefault((r["kernel"], r["pair"], r["shape"], r["threads"]), []).append(r["gops"] / r[peer])
+    return out
+
+
 def _span(v, fmt):
     return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})" if v else "-"
 
@@ -46,11 +56,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(f"{len(args.runs)} runs; median (min-max)")
     scaling, vs8 = per_run(args.runs, "scaling"), per_run(args.runs, "vs_W8A8")
-    print(f"{'kernel':8} {'pair':7} {'shape':17} thr  {'GOP/s':>22}  {'xORTint':>16}  {'x1thr':>16}  {'xW8A8':>16}")
+    torch = ratio_per_run(args.runs, "torch_int_gops")
+    print(f"{'kernel':8} {'pair':7} {'shape':17} thr  {'GOP/s':>22}  {'xORTint':>16}  {'x1thr':>16}  {'xW8A8':>16}"
+          f"  {'xTorch':>16}")
     for key, gops, ratio in summarize(args.runs):
         kernel, pair, shape, thr = key
         print(f"{kernel:8} {pair:7} {shape:17} {thr:3}  {_span(gops, '{:.0f}'):>22}  {_span(ratio, '{:.2f}'):>16}  "
-              f"{_span(scaling.get(key, []), '{:.2f}'):>16}  {_span(vs8.get(key, []), '{:.2f}'):>16}")
+              f"{_span(scaling.get(key, []), '{:.2f}'):>16}  {_span(vs8.get(key, []), '{:.2f}'):>16}  "
+              f"{_span(torch.get(key, []), '{:.2f}'):>16}")
 
 
 if __name__ == "__main__":

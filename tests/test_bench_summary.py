@@ -9,7 +9,8 @@ SPEC.loader.exec_module(summarize)
 
 
 def _run(tmp_path, name, gops, ort):
-    row = dict(kernel="gemm", pair="W8A8", shape="8x8x8", threads=1, gops=gops, ort_int_gops=ort, scaling=gops / 100)
+    row = dict(kernel="gemm", pair="W8A8", shape="8x8x8", threads=1, gops=gops, ort_int_gops=ort, scaling=gops / 100,
+               torch_int_gops=gops / 4)
     p = tmp_path / name
     p.write_text(json.dumps({"rows": [row, dict(row, pair="W4A8", ort_int_gops=None)]}))
     return p
@@ -25,3 +26,4 @@ def test_median_of_per_run_ratios(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "200 (100-300)" in out and "1.00 (0.50-3.00)" in out
     assert "2.00 (1.00-3.00)" in out      # the per-run scaling column
+    assert "4.00 (4.00-4.00)" in out      # the per-run ratio to torch
