@@ -484,18 +484,19 @@ def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stri
 
 
 @njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, out, I, F, nmf, U, Bp, mult, corr32, src_ld, stride, N, pan_w, sn, osize, mode, code,
-         zy, amin, amax, rnd, vec):
+def _run(threads, fam, A, At, out, i64, f32, nmf, u8, Bp, mult, corr32, src_ld, stride, N, pan_w, sn, osize, mode,
+         code, zy, amin, amax, rnd, vec):
     """:func:`_launch` with its constant arrays gathered by :class:`Launch` into a few (each
-    array argument costs about 60 ns to pass from Python, an integer 10): ``I`` the int64 ones
-    after a header of offsets (array k is ``I[I[k]: I[k + 1]]``: tbase, torow, pslot, kn, koff
-    flattened, corr, m0s, shift), ``F`` the float32 ones (mf = ``F[:nmf]``, bterm the rest), ``U``
-    the uint8 ones (the 64-byte tile configuration, then tsrc)."""
-    kn = I[I[3]:I[4]]
-    koff = I[I[4]:I[5]].reshape((kn.shape[0], (I[5] - I[4]) // kn.shape[0]))
-    return _launch(threads, fam, A, At, I[I[0]:I[1]], U[64:], I[I[1]:I[2]], I[I[2]:I[3]], kn, src_ld, stride, koff, Bp,
-                   N, pan_w, I[I[5]:I[6]], sn, out, osize, mode, code, F[:nmf], mult, I[I[6]:I[7]], I[I[7]:I[8]],
-                   F[nmf:], zy, amin, amax, rnd, vec, corr32, U[:64])
+    array argument costs about 60 ns to pass from Python, an integer 10): ``i64`` the int64 ones
+    after a header of offsets (array k is ``i64[i64[k]: i64[k + 1]]``: tbase, torow, pslot, kn,
+    koff flattened, corr, m0s, shift), ``f32`` the float32 ones (mf = ``f32[:nmf]``, bterm the
+    rest), ``u8`` the uint8 ones (the 64-byte tile configuration, then tsrc)."""
+    h = i64
+    kn = h[h[3]:h[4]]
+    koff = h[h[4]:h[5]].reshape((kn.shape[0], (h[5] - h[4]) // kn.shape[0]))
+    return _launch(threads, fam, A, At, h[h[0]:h[1]], u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff,
+                   Bp, N, pan_w, h[h[5]:h[6]], sn, out, osize, mode, code, f32[:nmf], mult, h[h[6]:h[7]],
+                   h[h[7]:h[8]], f32[nmf:], zy, amin, amax, rnd, vec, corr32, u8[:64])
 
 
 @njit(cache=True, nogil=True)
