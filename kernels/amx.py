@@ -659,12 +659,10 @@ class Launch:
             self.fam = FAM_PLANES if planes_hoff else FAM_SPLIT
         # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below (the caller flips planes)
         self.flip16 = dt == np.uint16 and not planes_hoff
-        self.src_ld = int(planes_hoff or src_ld)
         zeff = int(zx) - (32768 if dt == np.uint16 else 0)
         corr = -zeff * aw.colsum
         if bias is not None:
             corr = corr + bias
-        self.corr = np.ascontiguousarray(corr, dtype=np.int64)
         if tslot is None:
             tslot = np.zeros(tbase.shape[0], np.int64)
         if tbase.shape[0] % 2:
@@ -674,26 +672,20 @@ class Launch:
             torow = np.append(torow, np.full(TILE_ROWS, -1, np.int64))
         if np.any(tslot[0::2] != tslot[1::2]):
             raise ValueError("both tiles of a pair must use the same weight slot")
-        self.pslot = np.ascontiguousarray(tslot[0::2], np.int64)
-        self.tbase = np.ascontiguousarray(tbase, np.int64)
-        self.tsrc = np.ascontiguousarray(tsrc, np.uint8)
-        self.torow = np.ascontiguousarray(torow, np.int64)
-        self.stride, self.sn, self.aw = int(stride), int(sn), aw
-        self.koff = np.ascontiguousarray(np.atleast_2d(koff), np.int64)
-        self.kn = np.full(self.koff.shape[0], self.koff.shape[1], np.int64) if kcount is None else \
-            np.ascontiguousarray(kcount, np.int64)
-        self.pan_w = 16 if dt.itemsize == 2 else 32
-        self.args, self.vec, self.corr32 = vnni.epilogue_args(aw.n, self.corr, requant, osize, dt.itemsize == 1)
-        mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd = self.args
+        self.pslot = np.ascontiguousarray(tslot[0::2], np.int64)     # weight slot per tile pair
+        koff = np.atleast_2d(koff)
+        kn = np.full(koff.shape[0], koff.shape[1], np.int64) if kcount is None else kcount
+        args, vec, corr32 = vnni.epilogue_args(aw.n, np.asarray(corr, np.int64), requant, osize, dt.itemsize == 1)
+        mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd = args
         # _run's arguments after the activations and the output, gathered once (see _run)
-        i64 = [self.tbase, self.torow, self.pslot, self.kn, self.koff, self.corr, m0s, shift]
-        head = np.cumsum([len(i64) + 1] + [a.size for a in i64])
+        i64 = [tbase, torow, self.pslot, kn, koff, corr, m0s, shift]
+        head = np.cumsum([len(i64) + 1] + [np.size(a) for a in i64])
         blob_i = np.concatenate([head] + [np.asarray(a, np.int64).reshape(-1) for a in i64]).astype(np.int64)
         blob_f = np.concatenate([mf, bterm]).astype(np.float32)
-        blob_u = np.concatenate([_CFG, self.tsrc]).astype(np.uint8)
-        self._consts = (blob_i, blob_f, mf.size, blob_u, aw.bp, np.ascontiguousarray(mult, np.float64), self.corr32,
-                        self.src_ld, self.stride, aw.n, self.pan_w, self.sn, osize, mode, code, zy, amin, amax, rnd,
-                        self.vec)
+        blob_u = np.concatenate([_CFG, np.asarray(tsrc, np.uint8)]).astype(np.uint8)
+        self._consts = (blob_i, blob_f, mf.size, blob_u, aw.bp, np.ascontiguousarray(mult, np.float64), corr32,
+                        int(planes_hoff or src_ld), int(stride), aw.n, 16 if dt.itemsize == 2 else 32, int(sn), osize,
+                        mode, code, zy, amin, amax, rnd, vec)
 
     def __call__(self, a_bytes, at_bytes, out_bytes):
         if self.flip16:
