@@ -2423,6 +2423,9 @@ _LAST_PLAN: dict = {}
 
 
 def _remember_last(kind, path, x, owner, bias, params, fn):
+    e = _LAST_PLAN.get(kind)
+    if e is not None and e[6] is fn:     # already the last one (a plan is made for one key)
+        return
     import weakref
 
     def forget(ref, kind=kind, last=_LAST_PLAN):    # the weights are gone: so is their plan
