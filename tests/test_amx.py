@@ -148,13 +148,20 @@ def test_int32_tile_bound_declines():
         not vnni.gemm_plan(x, w, None, p, amx=True).__module__.endswith(".amx")
 
 
-def test_memoised_plan_reused_only_for_same_objects():
-    rng = np.random.default_rng(3)
+def _constant_problem(seed):
+    """(x uint8 (20, 64), read-only int8 weights (64, 32), read-only int32 bias): constants,
+    whose plans the kernels remember."""
+    rng = np.random.default_rng(seed)
     x = _rand(rng, np.uint8, (20, 64), False)
     w = _rand(rng, np.int8, (64, 32), False)
     w.flags.writeable = False
     b = rng.integers(-100, 100, 32).astype(np.int32)
     b.flags.writeable = False
+    return x, w, b
+
+
+def test_memoised_plan_reused_only_for_same_objects():
+    x, w, b = _constant_problem(3)
     p = GemmParams(x_zero_point=7)
     f1 = dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p)
     assert dispatch.fast_path("gemm", x=x, w=w, bias=b, params=p) is f1
@@ -173,12 +180,7 @@ def test_last_plan_only_for_the_very_same_call():
     """qgemm's first check (dispatch.last_plan) hands back the previous plan only for the same
     weights, bias and params objects, activation shape and dtype and kernel path, and never
     once the weights or the bias are writeable (their values could have changed)."""
-    rng = np.random.default_rng(5)
-    x = _rand(rng, np.uint8, (20, 64), False)
-    w = _rand(rng, np.int8, (64, 32), False)
-    w.flags.writeable = False
-    b = rng.integers(-100, 100, 32).astype(np.int32)
-    b.flags.writeable = False
+    x, w, b = _constant_problem(5)
     rq = RequantParams.create("onnxruntime", 0.02, np.full(32, 0.004), 0.3, IntFormat(8, signed=False), 100)
     p = GemmParams(x_zero_point=7, requant=rq)
     y = qgemm(x, w, b, p)
