@@ -25,25 +25,23 @@ def summarize(paths):
     return out
 
 
-def per_run(paths, field):
-    """{key: [``field`` of the row in each run that has it]} (e.g. ``scaling``: the kernel at
-    two threads against one thread timed right after it; ``vs_W8A8``: W4A8 against W8A8)."""
+def per_run(paths, value):
+    """{key: [``value(row)`` in each run where it is not None]}, ``value`` a row field name
+    (e.g. ``scaling``: the kernel at two threads against one thread timed right after it;
+    ``vs_W8A8``: W4A8 against W8A8) or a function of the row."""
+    get = value if callable(value) else (lambda r: r.get(value))
     out = {}
     for p in paths:
         for r in json.load(open(p))["rows"]:
-            if r.get(field) is not None:
-                out.setdefault((r["kernel"], r["pair"], r["shape"], r["threads"]), []).append(r[field])
+            v = get(r)
+            if v is not None:
+                out.setdefault((r["kernel"], r["pair"], r["shape"], r["threads"]), []).append(v)
     return out
 
 
-def ratio_per_run(paths, peer):
-    """{key: [our GOP/s over the peer's ``peer`` field (e.g. ``torch_int_gops``) in each run]}."""
-    out = {}
-    for p in paths:
-        for r in json.load(open(p))["rows"]:
-            if r.get(peer):
-                out.setdefault((r["kernel"], r["pair"], r["shape"], r["threads"]), []).append(r["gops"] / r[peer])
-    return out
+def _ratio_to(peer):
+    """Row -> our GOP/s over the peer's ``peer`` field, or None without that peer."""
+    return lambda r: r["gops"] / r[peer] if r.get(peer) else None
 
 
 def _span(v, fmt):
@@ -56,7 +54,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(f"{len(args.runs)} runs; median (min-max)")
     scaling, vs8 = per_run(args.runs, "scaling"), per_run(args.runs, "vs_W8A8")
-    torch = ratio_per_run(args.runs, "torch_int_gops")
+    torch = per_run(args.runs, _ratio_to("torch_int_gops"))
     print(f"{'kernel':8} {'pair':7} {'shape':17} thr  {'GOP/s':>22}  {'xORTint':>16}  {'x1thr':>16}  {'xW8A8':>16}"
           f"  {'xTorch':>16}")
     for key, gops, ratio in summarize(args.runs):
