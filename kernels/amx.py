@@ -483,34 +483,47 @@ def _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stri
     return clamped
 
 
-@njit(cache=True, nogil=True)
-def _run(threads, fam, A, At, out, i64, f32, nmf, u8, Bp, mult, corr32, src_ld, stride, N, pan_w, sn, osize, mode,
-         code, zy, amin, amax, rnd, vec):
-    """:func:`_launch` with its constant arrays gathered by :class:`Launch` into a few (each
-    array argument costs about 60 ns to pass from Python, an integer 10): ``i64`` the int64 ones
-    after a header of offsets (array k is ``i64[i64[k]: i64[k + 1]]``: tbase, torow, pslot, kn,
-    koff flattened, corr, m0s, shift), ``f32`` the float32 ones (mf = ``f32[:nmf]``, bterm the
-    rest), ``u8`` the uint8 ones (the 64-byte tile configuration, then tsrc)."""
-    h = i64
-    kn = h[h[3]:h[4]]
-    koff = h[h[4]:h[5]].reshape((kn.shape[0], (h[5] - h[4]) // kn.shape[0]))
-    return _launch(threads, fam, A, At, h[h[0]:h[1]], u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff,
-                   Bp, N, pan_w, h[h[5]:h[6]], sn, out, osize, mode, code, f32[:nmf], mult, h[h[6]:h[7]],
-                   h[h[7]:h[8]], f32[nmf:], zy, amin, amax, rnd, vec, corr32, u8[:64])
+# _run's blob (built by Launch._pack): a 64-byte head of int64 section offsets in bytes, then
+# 64-byte aligned sections: int64 (a head of array offsets, then tbase, torow, pslot, kn, koff
+# flattened, corr, m0s, shift and the scalars _S_*), float32 (mf, then bterm), float64 (mult),
+# int32 (corr32), uint8 (the 64-byte tile configuration, then tsrc)
+_S_FAM, _S_SRC_LD, _S_STRIDE, _S_N, _S_PAN_W, _S_SN, _S_OSIZE, _S_MODE, _S_CODE, _S_ZY, _S_AMIN, _S_AMAX, _S_RND, \
+    _S_VEC, _S_NMF, _S_DELTA = range(16)
 
 
 @njit(cache=True, nogil=True)
-def _launch(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, corr, sn, out, osize,
-            mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg):
+def _run(threads, A, At, out, Bp, blob):
     """Tile pairs x channel panels (``pan_w`` = 32 channels for 8-bit, 16 for 16-bit
     activations), the task grid (:func:`_task_grid`) being groups of pairs x panels, run in
     parallel over ``threads`` (Numba's count, read in Python: read here it would keep the
     function out of the cache), or in a plain loop on one thread (a parallel launch costs
-    about 2 us). ``fam``: one of the ``FAM_*`` families; FAM_SPLIT rows are ``src_ld`` bytes
+    about 2 us). Returns the clamp count.
+
+    Everything but the activations ``A`` / ``At``, the output bytes and the packed weights
+    ``Bp`` comes in one byte array ``blob`` (see :meth:`Launch._pack`): each array argument
+    costs about 60 ns to pass from Python and each argument of a compiled call a reference
+    count up and down (about 200 atomic operations a call when this was three functions with
+    35 arguments). ``fam``: one of the ``FAM_*`` families; FAM_SPLIT rows are ``src_ld`` bytes
     apart and split per row group into byte planes of ``stride`` bytes per row, FAM_PLANES has
-    the high-byte plane ``src_ld`` bytes after the low one. Tile ``t`` starts at byte ``tbase[t]``
-    of ``A`` (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t + 16]`` (< 0:
-    drop). Returns the clamp count."""
+    the high-byte plane ``src_ld`` bytes after the low one. Tile ``t`` starts at byte
+    ``tbase[t]`` of ``A`` (``At`` when ``tsrc[t]``); its 16 output rows are ``torow[16 t: 16 t +
+    16]`` (< 0: drop).
+
+    Returns -1 at once when the launch was made for rows starting ``delta`` >= 0 bytes past a
+    cache line (its weight slots match that offset) and ``A`` starts elsewhere: the caller
+    picks the launch for ``A``'s offset then (one compiled call of its own costs 0.2 us)."""
+    q = blob[:64].view(np.int64)
+    h = blob[q[0]:q[1]].view(np.int64)
+    s = h[h[8]:h[9]]
+    if s[_S_DELTA] >= 0 and A.ctypes.data % CHUNK_BYTES != s[_S_DELTA]:
+        return -1
+    f32 = blob[q[1]:q[2]].view(np.float32)
+    u8 = blob[q[4]:q[5]]
+    fam, src_ld, stride, N, pan_w = s[_S_FAM], s[_S_SRC_LD], s[_S_STRIDE], s[_S_N], s[_S_PAN_W]
+    nmf = s[_S_NMF]
+    tbase = h[h[0]:h[1]]
+    kn = h[h[3]:h[4]]
+    koff = h[h[4]:h[5]].reshape((kn.shape[0], (h[5] - h[4]) // kn.shape[0]))
     npairs = tbase.shape[0] // 2
     npan = (N + pan_w - 1) // pan_w
     ppt, qpt = _task_grid(npairs, npan, threads, 2 * TILE_ROWS * stride)
@@ -518,12 +531,17 @@ def _launch(threads, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, 
     if threads == 1 or ntask == 1:
         clamped = 0
         for task in range(ntask):
-            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn,
-                             out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
-                             cfg)
+            clamped += _task(task, fam, A, At, tbase, u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff, Bp,
+                             N, pan_w, ppt, qpt, h[h[5]:h[6]], s[_S_SN], out, s[_S_OSIZE], s[_S_MODE], s[_S_CODE],
+                             f32[:nmf], blob[q[2]:q[3]].view(np.float64), h[h[6]:h[7]], h[h[7]:h[8]], f32[nmf:],
+                             s[_S_ZY], s[_S_AMIN], s[_S_AMAX], s[_S_RND], s[_S_VEC] != 0,
+                             blob[q[3]:q[4]].view(np.int32), u8[:64])
         return clamped
-    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt, corr, sn, out,
-                         osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32, cfg)
+    return _run_parallel(ntask, fam, A, At, tbase, u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff, Bp,
+                         N, pan_w, ppt, qpt, h[h[5]:h[6]], s[_S_SN], out, s[_S_OSIZE], s[_S_MODE], s[_S_CODE],
+                         f32[:nmf], blob[q[2]:q[3]].view(np.float64), h[h[6]:h[7]], h[h[7]:h[8]], f32[nmf:],
+                         s[_S_ZY], s[_S_AMIN], s[_S_AMAX], s[_S_RND], s[_S_VEC] != 0,
+                         blob[q[3]:q[4]].view(np.int32), u8[:64])
 
 
 # ---------------------------------------------------------------------------------------
@@ -646,10 +664,12 @@ class Launch:
     ``koff`` is one row of chunk offsets, or one per slot (``koff[s]``, all of one length)
     when ``aw`` packs the weights once per slot (chunks of slot ``s`` at ``s * nkc``:
     :func:`_slot_weights`); tile ``t`` uses slot ``tslot[t]`` (both tiles of a pair alike) and
-    the first ``kcount[slot]`` chunks of its row (default: all)."""
+    the first ``kcount[slot]`` chunks of its row (default: all). ``delta`` >= 0: the launch
+    runs only for activations starting that many bytes past a cache line (else returns -1,
+    see :func:`_run`)."""
 
     def __init__(self, tbase, tsrc, torow, stride, koff, aw, sn, *, x_kernel_dtype, zx, bias, requant, osize,
-                 tslot=None, kcount=None, src_ld=0, planes_hoff=0):
+                 tslot=None, kcount=None, src_ld=0, planes_hoff=0, delta=-1):
         dt = np.dtype(x_kernel_dtype)
         if dt.itemsize == 1:
             self.fam = FAM_S8 if dt == np.int8 else FAM_U8
@@ -659,6 +679,8 @@ class Launch:
             self.fam = FAM_PLANES if planes_hoff else FAM_SPLIT
         # uint16 -> int16 by x ^ 0x8000 (= x - 32768), corrected below (the caller flips planes)
         self.flip16 = dt == np.uint16 and not planes_hoff
+        if self.flip16:
+            delta = -1      # the flipped copy lies wherever NumPy puts it
         zeff = int(zx) - (32768 if dt == np.uint16 else 0)
         corr = -zeff * aw.colsum
         if bias is not None:
@@ -677,21 +699,38 @@ class Launch:
         kn = np.full(koff.shape[0], koff.shape[1], np.int64) if kcount is None else kcount
         args, vec, corr32 = vnni.epilogue_args(aw.n, np.asarray(corr, np.int64), requant, osize, dt.itemsize == 1)
         mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd = args
-        # _run's arguments after the activations and the output, gathered once (see _run)
-        i64 = [tbase, torow, self.pslot, kn, koff, corr, m0s, shift]
+        scal = [0] * 16
+        scal[_S_FAM], scal[_S_SRC_LD], scal[_S_STRIDE], scal[_S_N], scal[_S_PAN_W] = (
+            self.fam, int(planes_hoff or src_ld), int(stride), aw.n, 16 if dt.itemsize == 2 else 32)
+        scal[_S_SN], scal[_S_OSIZE], scal[_S_MODE], scal[_S_CODE], scal[_S_ZY] = int(sn), osize, mode, code, zy
+        scal[_S_AMIN], scal[_S_AMAX], scal[_S_RND], scal[_S_VEC], scal[_S_NMF], scal[_S_DELTA] = (
+            amin, amax, rnd, int(vec), mf.size, delta)
+        self._bp = aw.bp
+        self._blob = self._pack([tbase, torow, self.pslot, kn, koff, corr, m0s, shift, scal],
+                                np.concatenate([mf, bterm]), mult, corr32, np.concatenate([_CFG, np.asarray(tsrc, np.uint8)]))
+
+    @staticmethod
+    def _pack(i64, f32, f64, i32, u8):
+        """The blob :func:`_run` reads (see the note above it)."""
         head = np.cumsum([len(i64) + 1] + [np.size(a) for a in i64])
-        blob_i = np.concatenate([head] + [np.asarray(a, np.int64).reshape(-1) for a in i64]).astype(np.int64)
-        blob_f = np.concatenate([mf, bterm]).astype(np.float32)
-        blob_u = np.concatenate([_CFG, np.asarray(tsrc, np.uint8)]).astype(np.uint8)
-        self._consts = (blob_i, blob_f, mf.size, blob_u, aw.bp, np.ascontiguousarray(mult, np.float64), corr32,
-                        int(planes_hoff or src_ld), int(stride), aw.n, 16 if dt.itemsize == 2 else 32, int(sn), osize,
-                        mode, code, zy, amin, amax, rnd, vec)
+        secs = [np.concatenate([head] + [np.asarray(a, np.int64).reshape(-1) for a in i64]).astype(np.int64),
+                np.asarray(f32, np.float32), np.asarray(f64, np.float64), np.asarray(i32, np.int32),
+                np.asarray(u8, np.uint8)]
+        offs = [CHUNK_BYTES]
+        for a in secs:
+            offs.append(offs[-1] + -(-a.nbytes // CHUNK_BYTES) * CHUNK_BYTES)
+        blob = aligned_empty(offs[-1])
+        blob[:] = 0
+        blob[:6 * 8].view(np.int64)[:] = offs
+        for o, a in zip(offs, secs):
+            blob[o:o + a.nbytes] = a.reshape(-1).view(np.uint8)
+        return blob
 
     def __call__(self, a_bytes, at_bytes, out_bytes):
         if self.flip16:
             a_bytes = np.bitwise_xor(a_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
             at_bytes = np.bitwise_xor(at_bytes.view(np.uint16), np.uint16(0x8000)).view(np.uint8)
-        return _run(_num_threads(), self.fam, a_bytes, at_bytes, out_bytes, *self._consts)
+        return _run(_num_threads(), a_bytes, at_bytes, out_bytes, self._bp, self._blob)
 
 
 def _num_threads():
@@ -913,11 +952,12 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
     for d in deltas:
         tslot = np.array([shifts.index((d + c * ldp) % CHUNK_BYTES) if per else 0 for c in range(tper)])[cls]
         launches[d] = Launch(tb, tsrc, torow, stride, koff, aw, 1, x_kernel_dtype=x.dtype, zx=zx, bias=bias,
-                             requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount)
+                             requant=rq, osize=out_dt.itemsize, tslot=tslot, kcount=kcount, delta=d if per else -1)
     osize = out_dt.itemsize
     stats = _Stats(M * N * K)
     no_tail = np.zeros(CHUNK_BYTES, np.uint8)    # never read: no tile has tsrc set
     has_tail = bool(tsrc.any())
+    last = [launches[deltas[0]]]    # the launch the last call took (a guess for the next one)
     as_bytes = x.dtype != np.uint8
     oshape = (*lead, N)
 
@@ -928,6 +968,12 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
             ab = ab.view(np.uint8)
         if pad:
             ab = _aligned_rows(ab.reshape(M, lda), M, ldp)
+        ob = np.empty(M * N * osize, np.uint8)
+        if not has_tail:
+            # the launch of the last call first: it returns -1 when x starts at another offset
+            clamped = last[0](ab, no_tail, ob)
+            if clamped >= 0:
+                return ob.view(out_dt).reshape(oshape), stats(clamped)
         delta = _line_offset(ab) if per else 0
         if delta not in launches:
             # a start offset without its own weight slots (x is a view, or a large weight matrix
@@ -939,12 +985,12 @@ def gemm_fn(x, M, K, N, lead, centred_rows, owner, key, zx, bias, rq, params):
         if has_tail:
             # the tail copy starts delta bytes past a line too, with room before it
             raw = np.zeros(at_len + 2 * CHUNK_BYTES, np.uint8)
-            off = CHUNK_BYTES + (delta - raw.ctypes.data - CHUNK_BYTES) % CHUNK_BYTES
+            off = CHUNK_BYTES + (delta - _line_offset(raw) - CHUNK_BYTES) % CHUNK_BYTES
             at = raw[off:off + at_len]
             src = ab[first * blk_bytes: M * ldp]
             at[:src.size] = src
-        ob = np.empty(M * N * osize, np.uint8)
-        clamped = launches[delta](ab, at, ob)
+        last[0] = launches[delta]
+        clamped = last[0](ab, at, ob)
         return ob.view(out_dt).reshape(oshape), stats(clamped)
     fn.reusable = reusable
     return fn

@@ -264,6 +264,22 @@ def _same_as_portable_qgemm(plan, x, w, bias, p):
     _same(plan(x, w, bias, p), ref)
 
 
+@pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.uint16, np.int16)])
+@pytest.mark.parametrize("M", [64, 37])
+def test_gemm_amx_one_plan_across_offsets(xdt, wdt, M):
+    """One plan called with x at changing cache-line offsets: it first tries the launch of
+    the previous call, which declines (-1) when x starts elsewhere; the results stay those of
+    the portable kernel in every order (8 has no weight slot: an aligned copy runs)."""
+    x, w, bias, p, plan = _gemm_at_offset(M, xdt, wdt, M, 128, 40, 0, False, False)
+    isz = np.dtype(xdt).itemsize
+    for delta in (16, 16, 0, 48, 8, 8, 32, 0, 0):
+        raw = np.zeros(M * 128 * isz + 128, np.uint8)
+        s = (-raw.ctypes.data) % 64 + delta
+        xd = raw[s:s + M * 128 * isz].view(xdt).reshape(M, 128)
+        xd[...] = x
+        _same_as_portable_qgemm(plan, xd, w, bias, p)
+
+
 @pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.int16, np.int8),
                                      (np.uint16, np.int16)])
 @pytest.mark.parametrize("delta", [0, 16, 32, 48, 8])
