@@ -520,10 +520,13 @@ def _run(threads, A, At, out, Bp, blob):
     f32 = blob[q[1]:q[2]].view(np.float32)
     u8 = blob[q[4]:q[5]]
     fam, src_ld, stride, N, pan_w = s[_S_FAM], s[_S_SRC_LD], s[_S_STRIDE], s[_S_N], s[_S_PAN_W]
-    nmf = s[_S_NMF]
-    tbase = h[h[0]:h[1]]
-    kn = h[h[3]:h[4]]
+    sn, osize, mode, code, zy = s[_S_SN], s[_S_OSIZE], s[_S_MODE], s[_S_CODE], s[_S_ZY]
+    amin, amax, rnd, vec, nmf = s[_S_AMIN], s[_S_AMAX], s[_S_RND], s[_S_VEC] != 0, s[_S_NMF]
+    tbase, torow, pslot, kn = h[h[0]:h[1]], h[h[1]:h[2]], h[h[2]:h[3]], h[h[3]:h[4]]
     koff = h[h[4]:h[5]].reshape((kn.shape[0], (h[5] - h[4]) // kn.shape[0]))
+    corr, m0s, shift = h[h[5]:h[6]], h[h[6]:h[7]], h[h[7]:h[8]]
+    mf, bterm, mult, corr32 = f32[:nmf], f32[nmf:], blob[q[2]:q[3]].view(np.float64), blob[q[3]:q[4]].view(np.int32)
+    cfg, tsrc = u8[:64], u8[64:]
     npairs = tbase.shape[0] // 2
     npan = (N + pan_w - 1) // pan_w
     ppt, qpt = _task_grid(npairs, npan, threads, 2 * TILE_ROWS * stride)
@@ -531,17 +534,13 @@ def _run(threads, A, At, out, Bp, blob):
     if threads == 1 or ntask == 1:
         clamped = 0
         for task in range(ntask):
-            clamped += _task(task, fam, A, At, tbase, u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff, Bp,
-                             N, pan_w, ppt, qpt, h[h[5]:h[6]], s[_S_SN], out, s[_S_OSIZE], s[_S_MODE], s[_S_CODE],
-                             f32[:nmf], blob[q[2]:q[3]].view(np.float64), h[h[6]:h[7]], h[h[7]:h[8]], f32[nmf:],
-                             s[_S_ZY], s[_S_AMIN], s[_S_AMAX], s[_S_RND], s[_S_VEC] != 0,
-                             blob[q[3]:q[4]].view(np.int32), u8[:64])
+            clamped += _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt,
+                             corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec,
+                             corr32, cfg)
         return clamped
-    return _run_parallel(ntask, fam, A, At, tbase, u8[64:], h[h[1]:h[2]], h[h[2]:h[3]], kn, src_ld, stride, koff, Bp,
-                         N, pan_w, ppt, qpt, h[h[5]:h[6]], s[_S_SN], out, s[_S_OSIZE], s[_S_MODE], s[_S_CODE],
-                         f32[:nmf], blob[q[2]:q[3]].view(np.float64), h[h[6]:h[7]], h[h[7]:h[8]], f32[nmf:],
-                         s[_S_ZY], s[_S_AMIN], s[_S_AMAX], s[_S_RND], s[_S_VEC] != 0,
-                         blob[q[3]:q[4]].view(np.int32), u8[:64])
+    return _run_parallel(ntask, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff, Bp, N, pan_w, ppt, qpt,
+                         corr, sn, out, osize, mode, code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd, vec, corr32,
+                         cfg)
 
 
 # ---------------------------------------------------------------------------------------
