@@ -1045,15 +1045,14 @@ def _epilogue_f32(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, sn, out, osiz
     if sn == 1:
         if n1 - n0 == NR and lo <= hi:
             if osize == 1:
-                # the packs saturate: equal to the byte truncation only for results inside one byte
-                # range, and for lanes (before zy) inside int16
-                if -32768 <= lo and hi <= 32767 and -128 <= lo + zy and hi + zy <= 127:
-                    return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_S8)
-                if -32768 <= lo and hi <= 32767 and 0 <= lo + zy and hi + zy <= 255:
-                    return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_U8)
-                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, 0)
+                pack = _row64_pack(lo, hi, zy, 1)
+                if pack == PACK_S8:
+                    return _epilogue_f32_rows64(T, 0, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_S8)
+                if pack == PACK_U8:
+                    return _epilogue_f32_rows64(T, 0, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, PACK_U8)
+                return _epilogue_f32_rows64(T, 0, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 1, 0)
             if osize == 2:
-                return _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 2, 0)
+                return _epilogue_f32_rows64(T, 0, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, 2, 0)
         if osize == 1:
             return _epilogue_f32_body(T, m0, m1, n0, n1, corr32, mf, lo, hi, zy, orow, 1, out, 1, R)
         if osize == 2:
@@ -1069,16 +1068,15 @@ PACK_S8 = 1     # _epilogue_f32_rows64: one-byte rows leave through signed packs
 PACK_U8 = 2     # ... through unsigned packs (0: one narrowing store per vector)
 
 
-@njit(cache=True, nogil=True)
-def _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize, pack):
+@njit(cache=True, nogil=True, inline="always")
+def _epilogue_f32_rows64(T, t0, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize, pack):
     """:func:`_epilogue_f32_body` for whole rows of 64 contiguous outputs (``sn`` = 1, ``n1 -
-    n0`` = 64, ``lo <= hi``): the four vectors of correction and scale stay in registers across
-    the rows and each row is four straight-line vector steps (measured 0.2 ns per output through
-    the general loop, whose per-vector bounds and reloads cost more than the arithmetic); the
-    clamps are counted in a vector (:func:`_vcount_clamp_acc`). With ``pack`` (a literal:
-    PACK_S8 / PACK_U8, one-byte results inside int8 / uint8, lanes before ``zy`` inside int16)
-    a row leaves as one 64-byte store (:func:`_vpack4_st8`, which also adds ``zy``): 0.144 ->
-    0.10 ns per output in isolation."""
+    n0`` = 64, ``lo <= hi``), row ``m`` from ``T[t0 + 64 (m - m0)]``: the four vectors of
+    correction and scale stay in registers across the rows and each row is four straight-line
+    vector steps (:func:`_ep_row64`; measured 0.2 ns per output through the general loop, whose
+    per-vector bounds and reloads cost more than the arithmetic). ``pack``: see
+    :func:`_ep_row64` and :func:`_row64_pack`. Inlined: a compiled call costs two
+    reference-count atomics per array argument."""
     c0 = _vload(corr32, n0)
     c1 = _vload(corr32, n0 + 16)
     c2 = _vload(corr32, n0 + 32)
@@ -1090,35 +1088,54 @@ def _epilogue_f32_rows64(T, m0, m1, n0, corr32, mf, lo, hi, zy, orow, out, osize
     cnt = _vzero()
     for m in range(m0, m1):
         o = orow[m]
-        if o < 0:
-            continue
-        t = (m - m0) * NR
-        f0 = _vcvt_mul(_vadd(_vload(T, t), c0), s0)
-        f1 = _vcvt_mul(_vadd(_vload(T, t + 16), c1), s1)
-        f2 = _vcvt_mul(_vadd(_vload(T, t + 32), c2), s2)
-        f3 = _vcvt_mul(_vadd(_vload(T, t + 48), c3), s3)
-        cnt = _vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(cnt, f0, lo, hi), f1, lo, hi),
-                                                  f2, lo, hi), f3, lo, hi)
-        if pack == PACK_S8 or pack == PACK_U8:
-            # zy joins between the packs (_vpack4_st8); the lanes lie in [lo, hi], inside int16
-            r0 = _vclamp_rint(f0, lo, hi, 0)
-            r1 = _vclamp_rint(f1, lo, hi, 0)
-            r2 = _vclamp_rint(f2, lo, hi, 0)
-            r3 = _vclamp_rint(f3, lo, hi, 0)
-            if pack == PACK_S8:
-                _vpack4_st8(out, o + n0, r0, r1, r2, r3, zy, True)
-            else:
-                _vpack4_st8(out, o + n0, r0, r1, r2, r3, zy, False)
-        else:
-            r0 = _vclamp_rint(f0, lo, hi, zy)
-            r1 = _vclamp_rint(f1, lo, hi, zy)
-            r2 = _vclamp_rint(f2, lo, hi, zy)
-            r3 = _vclamp_rint(f3, lo, hi, zy)
-            _vput(out, o + n0, r0, osize)
-            _vput(out, o + n0 + 16, r1, osize)
-            _vput(out, o + n0 + 32, r2, osize)
-            _vput(out, o + n0 + 48, r3, osize)
+        if o >= 0:
+            cnt = _ep_row64(T, t0 + (m - m0) * NR, out, o + n0, c0, c1, c2, c3, s0, s1, s2, s3, lo, hi, zy, osize, pack, cnt)
     return _vhsum(cnt)
+
+
+@njit(cache=True, nogil=True)
+def _row64_pack(lo, hi, zy, osize):
+    """The ``pack`` of :func:`_ep_row64` for results clamped to [lo, hi] before ``zy``: the packs
+    saturate, so they equal the byte truncation only for results inside one byte range and lanes
+    (before ``zy``) inside int16."""
+    if osize == 1 and -32768 <= lo and hi <= 32767:
+        if -128 <= lo + zy and hi + zy <= 127:
+            return PACK_S8
+        if 0 <= lo + zy and hi + zy <= 255:
+            return PACK_U8
+    return 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ep_row64(T, t, out, o, c0, c1, c2, c3, s0, s1, s2, s3, lo, hi, zy, osize, pack, cnt):
+    """One row of 64 outputs, requantized the ONNX Runtime float32 way: ``T[t:t + 64]`` (int32)
+    plus the correction ``c0..c3``, times the scales ``s0..s3``, clamped to [lo, hi], rounded
+    half to even, plus ``zy``, to ``out`` elements ``o..o + 63`` of ``osize`` bytes; returns
+    ``cnt`` plus one in each lane per clamped value (:func:`_vcount_clamp_acc`). With ``pack``
+    (a literal: PACK_S8 / PACK_U8, see :func:`_row64_pack`) the row leaves as one 64-byte store
+    (:func:`_vpack4_st8`, which also adds ``zy``): 0.144 -> 0.10 ns per output in isolation."""
+    f0 = _vcvt_mul(_vadd(_vload(T, t), c0), s0)
+    f1 = _vcvt_mul(_vadd(_vload(T, t + 16), c1), s1)
+    f2 = _vcvt_mul(_vadd(_vload(T, t + 32), c2), s2)
+    f3 = _vcvt_mul(_vadd(_vload(T, t + 48), c3), s3)
+    cnt = _vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(_vcount_clamp_acc(cnt, f0, lo, hi), f1, lo, hi),
+                                              f2, lo, hi), f3, lo, hi)
+    if pack == PACK_S8 or pack == PACK_U8:
+        # zy joins between the packs (_vpack4_st8); the lanes lie in [lo, hi], inside int16
+        r0 = _vclamp_rint(f0, lo, hi, 0)
+        r1 = _vclamp_rint(f1, lo, hi, 0)
+        r2 = _vclamp_rint(f2, lo, hi, 0)
+        r3 = _vclamp_rint(f3, lo, hi, 0)
+        if pack == PACK_S8:
+            _vpack4_st8(out, o, r0, r1, r2, r3, zy, True)
+        else:
+            _vpack4_st8(out, o, r0, r1, r2, r3, zy, False)
+    else:
+        _vput(out, o, _vclamp_rint(f0, lo, hi, zy), osize)
+        _vput(out, o + 16, _vclamp_rint(f1, lo, hi, zy), osize)
+        _vput(out, o + 32, _vclamp_rint(f2, lo, hi, zy), osize)
+        _vput(out, o + 48, _vclamp_rint(f3, lo, hi, zy), osize)
+    return cnt
 
 
 # ---------------------------------------------------------------------------------------

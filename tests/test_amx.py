@@ -238,6 +238,48 @@ def test_gemm_amx_k_blocks(xdt, M, K, N, wdt):
         _same(plan(x, w, bias, params), ref)
 
 
+@SETTINGS
+@given(xdt=st.sampled_from([np.uint8, np.int8]), wk=st.sampled_from(["i8", "i4"]), M=st.integers(1, 140),
+       K=st.integers(1, 768), panel_pairs=st.integers(1, 3), out_bits=st.sampled_from([8, 16]),
+       out_signed=st.booleans(), threads=st.sampled_from([1, 2]), extreme=st.booleans(), pow2=st.booleans(),
+       seed=st.integers(0, 2 ** 31))
+def test_gemm_amx_steps_with_epilogue(xdt, wk, M, K, panel_pairs, out_bits, out_signed, threads, extreme, pow2,
+                                      seed):
+    """8-bit activations, N a multiple of 64, one K block (K <= 768) and the ONNX Runtime float32
+    requantization on contiguous rows: amx._steps_b8 runs each (panel pair, tile pair) step's
+    tiles and then requantizes the step before from a ring of two T buffers; 1 and 2 threads
+    (tasks split over rows and panels), 8- and 16-bit outputs (the packed and the plain row
+    stores), int4 weights, extreme values and power-of-two scales (rounding ties)."""
+    import numba
+
+    rng = np.random.default_rng(seed)
+    N = 64 * panel_pairs
+    x = _rand(rng, xdt, (M, K), extreme)
+    w, zw = _weights(rng, wk, (K, N), extreme)
+    info = np.iinfo(xdt)
+    zx = int(rng.integers(info.min, int(info.max) + 1))
+    bias = rng.integers(-5000, 5000, N).astype(np.int32)
+    fmt = IntFormat(out_bits, signed=out_signed)
+    if pow2:
+        sx, sw, sy = 2.0 ** -4, 2.0 ** -rng.integers(5, 9, N).astype(float), 2.0 ** -int(rng.integers(-6, 0))
+    else:
+        sx, sw, sy = rng.uniform(0.01, 0.05), rng.uniform(0.001, 0.01, N), rng.uniform(0.05, 0.5)
+    zy = int(rng.integers(fmt.qmin // 2, fmt.qmax // 2 + 1))
+    p = GemmParams(x_zero_point=zx, w_zero_point=zw,
+                   requant=RequantParams.create("onnxruntime", sx, sw, sy, fmt, zy))
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        plan = vnni.gemm_plan(x, w, bias, p, amx=True)
+        assert plan.__module__.endswith(".amx")
+        got = plan(x, w, bias, p)
+    finally:
+        numba.set_num_threads(old)
+    with cpu.forced_path("portable"):
+        ref = qgemm(x, w, bias, p)
+    _same(got, ref)
+
+
 def _gemm_at_offset(seed, xdt, wdt, M, K, N, delta, extreme, pow2):
     """A requantized GEMM whose ``x`` starts ``delta`` bytes past a cache line, with read-only
     weights: (x, w, bias, params, AMX plan)."""
