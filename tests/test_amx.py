@@ -42,15 +42,19 @@ def _weights(rng, kind, shape, extreme):
     return _rand(rng, np.int8, shape, extreme), 0
 
 
+def _scales(rng, n, pow2):
+    """(sx, sw per channel, sy): powers of two (rounding ties) or uniform draws."""
+    if pow2:
+        return 2.0 ** -4, 2.0 ** -rng.integers(5, 9, n).astype(float), 2.0 ** -int(rng.integers(-6, 0))
+    return rng.uniform(0.01, 0.05), rng.uniform(0.001, 0.01, n), rng.uniform(0.05, 0.5)
+
+
 def _requant(rng, n, xdt, pow2):
     wide = np.dtype(xdt).itemsize == 2
     fmt = IntFormat(16 if wide else 8, signed=bool(rng.integers(0, 2)) or wide)
     scheme = "tflite_16x8" if wide else str(rng.choice(["onnxruntime", "tflite_reference", "tflite_optimized",
                                                         "onnx_reference", "fbgemm"]))
-    if pow2:
-        sx, sw, sy = 2.0 ** -4, 2.0 ** -rng.integers(5, 9, n).astype(float), 2.0 ** -int(rng.integers(-6, 0))
-    else:
-        sx, sw, sy = rng.uniform(0.01, 0.05), rng.uniform(0.001, 0.01, n), rng.uniform(0.05, 0.5)
+    sx, sw, sy = _scales(rng, n, pow2)
     kw = {"bias_float": rng.uniform(-1, 1, n)} if scheme == "fbgemm" else {}
     zy = int(rng.integers(fmt.qmin // 2, fmt.qmax // 2 + 1)) if scheme != "fbgemm" or not wide else 0
     return RequantParams.create(scheme, sx, sw, sy, fmt, zy, **kw)
@@ -260,10 +264,7 @@ def test_gemm_amx_steps_with_epilogue(xdt, wk, M, K, panel_pairs, out_bits, out_
     zx = int(rng.integers(info.min, int(info.max) + 1))
     bias = rng.integers(-5000, 5000, N).astype(np.int32)
     fmt = IntFormat(out_bits, signed=out_signed)
-    if pow2:
-        sx, sw, sy = 2.0 ** -4, 2.0 ** -rng.integers(5, 9, N).astype(float), 2.0 ** -int(rng.integers(-6, 0))
-    else:
-        sx, sw, sy = rng.uniform(0.01, 0.05), rng.uniform(0.001, 0.01, N), rng.uniform(0.05, 0.5)
+    sx, sw, sy = _scales(rng, N, pow2)
     zy = int(rng.integers(fmt.qmin // 2, fmt.qmax // 2 + 1))
     p = GemmParams(x_zero_point=zx, w_zero_point=zw,
                    requant=RequantParams.create("onnxruntime", sx, sw, sy, fmt, zy))
