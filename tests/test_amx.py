@@ -387,3 +387,33 @@ def test_conv_amx_pixels_of_16_to_48_bytes(xdt, C, k, d, NB):
     with cpu.forced_path("portable"):
         ref = qconv2d(x, w, bias, p)
     _same(plan(x, w, bias, p), ref)
+
+
+_NRT_PROBE = """
+import sys
+import numpy as np
+from numba.core.runtime import rtsys
+from hwsim.cli.bench import conv_case, gemm_case, _threads
+cases = [gemm_case("W8A8", 256, 256, 256), gemm_case("W8A8", 100, 200, 48), conv_case("W8A8", 32, 20, 20, 64, 3, 1, 1)]
+with _threads(2):
+    for c in cases:
+        c.call()
+        s0, r0 = rtsys.get_allocation_stats(), sys.getrefcount(c.x)
+        for _ in range(20):
+            c.call()
+        s1, r1 = rtsys.get_allocation_stats(), sys.getrefcount(c.x)
+        print(s1.alloc - s0.alloc - (s1.free - s0.free), s1.mi_alloc - s0.mi_alloc - (s1.mi_free - s0.mi_free), r1 - r0)
+"""
+
+
+def test_borrowed_arrays_keep_numba_allocations_balanced():
+    """_run passes its arrays on without reference counts (amx._borrowed): 20 more calls of a
+    plan leave Numba's allocation and meminfo counts and the activations' Python reference
+    count where they were (a missing or an extra release shows as a difference or a crash)."""
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    out = subprocess.run([sys.executable, "-c", _NRT_PROBE], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert rows == [["0", "0", "0"]] * 3, out.stdout
