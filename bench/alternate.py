@@ -22,7 +22,7 @@ def alternate(M, K, N, rounds=5, min_time=0.3):
     out = []
     with _threads(1):
         for _ in range(rounds):
-            out.append((time_best(case.call, min_time, max_reps=100000), time_best(ort, min_time, max_reps=100000)))
+            out.append((time_best(case.call, min_time), time_best(ort, min_time)))
     return out
 
 
