@@ -430,8 +430,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
     hi = amax - zy
     if ((fam == FAM_U8 or fam == FAM_S8) and vec and sn == 1 and nkb == 1 and N % 64 == 0 and lo <= hi
             and (osize == 1 or osize == 2)):
-        Traw = np.empty(2 * 2048 + 16, np.int32)
-        T = Traw[((-Traw.ctypes.data) % 64) // 4:][:2 * 2048]      # on a cache line, like every tile
+        T = _aligned_i32(2 * 2048)
         _tcfg(cfg)
         clamped = _steps_b8(fam, A, At, tbase, tsrc, pslot, kn, koff, stride, Bp, pan_bytes, slot_tiles, nslot * nkc,
                             pr0, pr1, gp * pans_per_task, min(npan, (gp + 1) * pans_per_task), corr32, mf, lo, hi, zy,
@@ -440,8 +439,7 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
         return clamped
     # the whole group's accumulators, then one epilogue: the tile stores are long retired
     # when the vector loads read them, and the epilogue runs over many rows per call
-    Traw = np.empty(rows * 64 + 16, np.int32)
-    T = Traw[((-Traw.ctypes.data) % 64) // 4:][:rows * 64]     # on a cache line, like every tile
+    T = _aligned_i32(rows * 64)
     T64 = np.empty(rows * 64 if fam >= FAM_W16 else 1, np.int64)
     R = np.empty(16, np.int32)
     if fam == FAM_SPLIT:
@@ -508,6 +506,14 @@ def _task(task, fam, A, At, tbase, tsrc, torow, pslot, kn, src_ld, stride, koff,
                                       code, mf, mult, m0s, shift, bterm, zy, amin, amax, rnd)
     _trelease()
     return clamped
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _aligned_i32(n):
+    """``n`` int32 starting on a cache line, like every tile (inlined: a compiled call returning
+    an array, viewed as int32, measured 0.2 us more per 100 x 200 x 48 GEMM)."""
+    raw = np.empty(n + 16, np.int32)
+    return raw[((-raw.ctypes.data) % 64) // 4:][:n]
 
 
 @njit(cache=True, nogil=True)

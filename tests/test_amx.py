@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwsim.bits import IntFormat
+from hwsim.cli.bench import _threads
 from hwsim.kernels import (AccumParams, ConvParams, GemmParams, RequantParams, amx, cpu, dispatch, pack_int4,
                            qconv2d, qgemm, gemm_acc, conv2d_acc, vnni)
 
@@ -254,8 +255,6 @@ def test_gemm_amx_steps_with_epilogue(xdt, wk, M, K, panel_pairs, out_bits, out_
     tiles and then requantizes the step before from a ring of two T buffers; 1 and 2 threads
     (tasks split over rows and panels), 8- and 16-bit outputs (the packed and the plain row
     stores), int4 weights, extreme values and power-of-two scales (rounding ties)."""
-    import numba
-
     rng = np.random.default_rng(seed)
     N = 64 * panel_pairs
     x = _rand(rng, xdt, (M, K), extreme)
@@ -268,17 +267,23 @@ def test_gemm_amx_steps_with_epilogue(xdt, wk, M, K, panel_pairs, out_bits, out_
     zy = int(rng.integers(fmt.qmin // 2, fmt.qmax // 2 + 1))
     p = GemmParams(x_zero_point=zx, w_zero_point=zw,
                    requant=RequantParams.create("onnxruntime", sx, sw, sy, fmt, zy))
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _threads(threads):
         plan = vnni.gemm_plan(x, w, bias, p, amx=True)
         assert plan.__module__.endswith(".amx")
         got = plan(x, w, bias, p)
-    finally:
-        numba.set_num_threads(old)
     with cpu.forced_path("portable"):
         ref = qgemm(x, w, bias, p)
     _same(got, ref)
+
+
+def _at_offset(a, delta):
+    """A copy of ``a`` (C order) starting ``delta`` bytes past a cache line."""
+    raw = np.zeros(a.nbytes + 128, np.uint8)
+    s = (-raw.ctypes.data) % 64 + delta
+    x = raw[s:s + a.nbytes].view(a.dtype).reshape(a.shape)
+    x[...] = a
+    assert x.ctypes.data % 64 == delta
+    return x
 
 
 def _gemm_at_offset(seed, xdt, wdt, M, K, N, delta, extreme, pow2):
@@ -286,11 +291,7 @@ def _gemm_at_offset(seed, xdt, wdt, M, K, N, delta, extreme, pow2):
     weights: (x, w, bias, params, AMX plan)."""
     rng = np.random.default_rng(seed)
     isz = np.dtype(xdt).itemsize
-    raw = np.zeros(M * K * isz + 128, np.uint8)
-    s = (-raw.ctypes.data) % 64 + delta
-    x = raw[s:s + M * K * isz].view(xdt).reshape(M, K)
-    x[...] = _rand(rng, xdt, (M, K), extreme)
-    assert x.ctypes.data % 64 == delta
+    x = _at_offset(_rand(rng, xdt, (M, K), extreme), delta)
     w = _rand(rng, wdt, (K, N), False)
     w.flags.writeable = False
     bias = rng.integers(-5000, 5000, N).astype(np.int32)
@@ -314,13 +315,8 @@ def test_gemm_amx_one_plan_across_offsets(xdt, wdt, M):
     the previous call, which declines (-1) when x starts elsewhere; the results stay those of
     the portable kernel in every order (8 has no weight slot: an aligned copy runs)."""
     x, w, bias, p, plan = _gemm_at_offset(M, xdt, wdt, M, 128, 40, 0, False, False)
-    isz = np.dtype(xdt).itemsize
     for delta in (16, 16, 0, 48, 8, 8, 32, 0, 0):
-        raw = np.zeros(M * 128 * isz + 128, np.uint8)
-        s = (-raw.ctypes.data) % 64 + delta
-        xd = raw[s:s + M * 128 * isz].view(xdt).reshape(M, 128)
-        xd[...] = x
-        _same_as_portable_qgemm(plan, xd, w, bias, p)
+        _same_as_portable_qgemm(plan, _at_offset(x, delta), w, bias, p)
 
 
 @pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.int16, np.int8),
